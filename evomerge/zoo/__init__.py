@@ -1,0 +1,1 @@
+"""The toy model zoo: tiny Llama-architecture models and synthetic tasks, built locally."""

@@ -1,0 +1,76 @@
+"""Random tiny Llama checkpoints and seeded "fine-tunes" of them, for tests and benchmarks.
+
+These are not trained; they exist so that merges, checkpoint I/O and evaluation can be
+exercised on real Hugging Face folders without a hub.
+
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> base = save_random_llama(d / "base", seed=0)
+>>> ft = save_perturbed(base, d / "ft", seed=1, scale=0.01)
+>>> sorted(p.name for p in ft.iterdir())[:2]
+['config.json', 'generation_config.json']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from evomerge.zoo.tokenizer import build_char_tokenizer
+
+
+def tiny_llama_config(
+    vocab_size: int,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    num_kv_heads: int | None = None,
+    intermediate_size: int | None = None,
+    tie_word_embeddings: bool = False,
+    max_position_embeddings: int = 256,
+) -> LlamaConfig:
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size or 2 * hidden_size + hidden_size // 2,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads or num_heads,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=tie_word_embeddings,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
+
+
+def save_random_llama(out_dir: Path | str, seed: int = 0, dtype: torch.dtype = torch.float32,
+                      **config_kw) -> Path:
+    """Save a randomly initialised Llama (with a char tokenizer) as an HF folder."""
+    out = Path(out_dir)
+    tok = build_char_tokenizer()
+    config = tiny_llama_config(vocab_size=len(tok), **config_kw)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config).to(dtype)
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return out
+
+
+def save_perturbed(base_dir: Path | str, out_dir: Path | str, seed: int, scale: float = 0.01,
+                   dtype: torch.dtype | None = None) -> Path:
+    """Save ``base + scale * N(0, 1)`` noise on every weight: a stand-in for a fine-tune."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype or "auto")
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            noise = torch.randn(p.shape, generator=gen, dtype=torch.float32)
+            p.add_((noise * scale).to(p.dtype))
+    out = Path(out_dir)
+    model.save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(base_dir).save_pretrained(out)
+    return out
