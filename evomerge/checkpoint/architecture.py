@@ -1,0 +1,171 @@
+"""Architecture facts from tensor names: which layer a tensor belongs to and which block.
+
+Decoder-only checkpoints keep their transformer blocks in one numbered container; the
+regexes here are anchored on that container, so a name like ``model.layers.12.mlp.up_proj
+.weight`` is layer 12 whatever the family calls its sub-modules. Containers known:
+
+====================================  =====================================================
+``model.layers.N.``                   Llama, Mistral, Mixtral, Qwen2/3, Gemma 1/2/3, Phi, Phi-3
+``model.language_model.layers.N.``    Gemma 3 (and other) multimodal wrappers
+``model.decoder.layers.N.``           OPT
+``transformer.h.N.`` / ``h.N.``       GPT-2 (with or without the ``transformer.`` prefix)
+``gpt_neox.layers.N.``                GPT-NeoX / Pythia
+====================================  =====================================================
+
+Inside a block, the sub-module decides the group: everything under the attention module
+(``self_attn.``, ``attn.``, ``attention.``) is ``"attention"`` -- per-head q/k norms included,
+as mergekit's ``self_attn`` filter would match them -- everything under the MLP
+(``mlp.``, ``block_sparse_moe.``, ``feed_forward.``, OPT's ``fc1``/``fc2``) is ``"mlp"``, and a
+block-level module whose name says ``norm`` (or GPT-2's ``ln_1``/``ln_2``) is ``"norm"``.
+
+>>> tensor_info("model.layers.3.self_attn.q_proj.weight")
+TensorInfo(layer=3, group='attention')
+>>> tensor_info("transformer.h.0.mlp.c_fc.weight")
+TensorInfo(layer=0, group='mlp')
+>>> tensor_info("lm_head.weight")
+TensorInfo(layer=None, group='head')
+>>> rename_layer("model.layers.3.mlp.down_proj.weight", 7)
+'model.layers.7.mlp.down_proj.weight'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+TensorGroup = Literal["embedding", "attention", "mlp", "norm", "head", "other"]
+
+# The numbered container of transformer blocks; ``prefix`` ends just before the index.
+_LAYER_RE = re.compile(
+    r"^(?P<prefix>(?:model\.(?:language_model\.|decoder\.)?|gpt_neox\.)layers\.|(?:transformer\.)?h\.)"
+    r"(?P<layer>\d+)\.(?P<rest>.+)$"
+)
+_ATTENTION_RE = re.compile(r"^(?:self_attn|attn|attention|self_attention)\.")
+_MLP_RE = re.compile(r"^(?:mlp|block_sparse_moe|feed_forward|fc1|fc2)\.")
+_BLOCK_NORM_RE = re.compile(r"^(?:[a-z_]*norm[a-z_]*|ln_\d+)\.")
+
+# Outside the blocks: the model's own top-level modules, one parameter deep.
+_TOP_RE = re.compile(
+    r"^(?:model\.(?:language_model\.|decoder\.)?|transformer\.|gpt_neox\.)?(?P<module>[a-z_]+)\.[a-z_]+$"
+)
+_HEAD_MODULES = frozenset({"lm_head", "embed_out"})
+TOKEN_EMBEDDING_MODULES = frozenset({"embed_tokens", "wte", "embed_in"})
+_POSITION_EMBEDDING_MODULES = frozenset({"wpe", "embed_positions"})
+_FINAL_NORM_MODULES = frozenset({"norm", "ln_f", "final_layernorm", "final_layer_norm"})
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Where a tensor sits: its block index (``None`` outside the blocks) and its group."""
+
+    layer: int | None
+    group: TensorGroup
+
+
+@lru_cache(maxsize=65536)  # merges ask about the same few hundred names over and over
+def tensor_info(name: str) -> TensorInfo:
+    """Layer index and group of a tensor name (``"other"`` when no rule applies).
+
+    >>> tensor_info("model.layers.1.post_attention_layernorm.weight")
+    TensorInfo(layer=1, group='norm')
+    >>> tensor_info("gpt_neox.embed_in.weight")
+    TensorInfo(layer=None, group='embedding')
+    >>> tensor_info("model.vision_tower.patch_embed.weight")
+    TensorInfo(layer=None, group='other')
+    """
+    m = _LAYER_RE.match(name)
+    if m:
+        rest = m["rest"]
+        if _ATTENTION_RE.match(rest):
+            group: TensorGroup = "attention"
+        elif _MLP_RE.match(rest):
+            group = "mlp"
+        elif _BLOCK_NORM_RE.match(rest):
+            group = "norm"
+        else:
+            group = "other"
+        return TensorInfo(int(m["layer"]), group)
+    top = _TOP_RE.match(name)
+    module = top["module"] if top else None
+    if module in _HEAD_MODULES:
+        return TensorInfo(None, "head")
+    if module in TOKEN_EMBEDDING_MODULES or module in _POSITION_EMBEDDING_MODULES:
+        return TensorInfo(None, "embedding")
+    if module in _FINAL_NORM_MODULES:
+        return TensorInfo(None, "norm")
+    return TensorInfo(None, "other")
+
+
+def layer_prefix(name: str) -> str | None:
+    """The name up to and including the block index and its dot, or ``None`` outside blocks.
+
+    >>> layer_prefix("transformer.h.11.ln_1.weight")
+    'transformer.h.11.'
+    >>> layer_prefix("model.norm.weight") is None
+    True
+    """
+    m = _LAYER_RE.match(name)
+    return f"{m['prefix']}{m['layer']}." if m else None
+
+
+def rename_layer(name: str, new_layer: int) -> str:
+    """The same tensor name in block ``new_layer`` (for frankenmerge / passthrough slices).
+
+    >>> rename_layer("gpt_neox.layers.0.attention.dense.bias", 5)
+    'gpt_neox.layers.5.attention.dense.bias'
+    """
+    m = _LAYER_RE.match(name)
+    if m is None:
+        raise ValueError(f"tensor {name!r} is not inside a numbered layer; it cannot be renamed")
+    if new_layer < 0:
+        raise ValueError(f"layer index must be >= 0, but got new_layer={new_layer}")
+    return f"{m['prefix']}{new_layer}.{m['rest']}"
+
+
+def num_layers(names: Iterable[str]) -> int:
+    """Number of blocks: one more than the highest block index among ``names`` (0 if none).
+
+    >>> num_layers(["model.embed_tokens.weight", "model.layers.0.mlp.up_proj.weight",
+    ...             "model.layers.1.mlp.up_proj.weight"])
+    2
+    """
+    layers = [tensor_info(n).layer for n in names]
+    return max((i for i in layers if i is not None), default=-1) + 1
+
+
+def is_token_embedding(name: str) -> bool:
+    """Whether ``name`` is the token-embedding matrix (the one an output head can tie to).
+
+    >>> is_token_embedding("transformer.wte.weight"), is_token_embedding("transformer.wpe.weight")
+    (True, False)
+    """
+    top = _TOP_RE.match(name)
+    return bool(top) and top["module"] in TOKEN_EMBEDDING_MODULES and name.endswith(".weight")
+
+
+def is_output_head(name: str) -> bool:
+    """Whether ``name`` is an output head's weight matrix (``lm_head.weight``, ``embed_out.weight``).
+
+    >>> is_output_head("lm_head.weight"), is_output_head("lm_head.bias")
+    (True, False)
+    """
+    return tensor_info(name).group == "head" and name.endswith(".weight")
+
+
+def filter_matches(filter: str | None, name: str) -> bool:
+    """mergekit's rule for a per-parameter ``filter``: a plain substring test on the name.
+
+    ``None`` and ``"*"`` match every tensor; an empty tensor name matches only those two.
+    (mergekit 0.1.5, ``mergekit.config.evaluate_setting``.)
+
+    >>> filter_matches("self_attn", "model.layers.0.self_attn.q_proj.weight")
+    True
+    >>> filter_matches("mlp", "model.layers.0.self_attn.q_proj.weight")
+    False
+    >>> filter_matches("*", "lm_head.weight")
+    True
+    """
+    return filter is None or filter == "*" or (bool(name) and filter in name)
