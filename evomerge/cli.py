@@ -1,0 +1,113 @@
+"""The ``evomerge`` command."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from evomerge.errors import ConfigError, EvomergeError
+
+SIZE_UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "M": 2**20, "MB": 2**20,
+              "G": 2**30, "GB": 2**30, "T": 2**40, "TB": 2**40}
+
+
+def parse_size(text: str, option: str = "--out-shard-size") -> int:
+    """'5GB' -> 5 * 2**30; plain numbers are bytes.
+
+    >>> parse_size("1.5M")
+    1572864
+    """
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?B?)\s*", text.upper())
+    if not m or float(m.group(1)) <= 0:
+        raise ConfigError(None, option, text, "must be a positive size like 500MB or 5GB")
+    return int(float(m.group(1)) * SIZE_UNITS[m.group(2)])
+
+
+@click.group()
+@click.version_option(package_name="evomerge")
+def cli() -> None:
+    """Evolutionary search over language-model merges."""
+
+
+@cli.command()
+@click.argument("recipe_file", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N")
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16", "float64"]),
+              default=None, help="output dtype (default: the recipe's, else the sources')")
+@click.option("--out-shard-size", default="5GB", show_default=True,
+              help="largest output shard")
+@click.option("--overwrite", is_flag=True, help="replace a model already at OUT_DIR")
+@click.option("--allow-pickle", is_flag=True,
+              help="also read pickle .bin checkpoints (can run arbitrary code)")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def merge(recipe_file: Path, out_dir: Path, device: str, dtype: str | None,
+          out_shard_size: str, overwrite: bool, allow_pickle: bool, quiet: bool) -> None:
+    """Build the merged model of RECIPE_FILE (native or mergekit YAML) into OUT_DIR."""
+    from rich.progress import Progress
+
+    from evomerge.export.mergekit_yaml import load_any_recipe
+    from evomerge.merge.to_disk import merge_to_disk
+
+    shard = parse_size(out_shard_size)
+    recipe = load_any_recipe(recipe_file)
+    _check_device(device)
+    with Progress(disable=quiet, transient=True) as bar:
+        job = bar.add_task("merging", total=None)
+        report = merge_to_disk(
+            recipe, out_dir, device=device, dtype=dtype, max_shard_bytes=shard,
+            overwrite=overwrite, allow_pickle=allow_pickle, recipe_file=recipe_file,
+            progress=lambda done, total: bar.update(job, completed=done, total=total))
+    click.echo(f"wrote {report.tensors} tensors ({report.bytes_written / 2**20:.1f} MiB) "
+               f"to {report.out_dir} in {report.seconds:.2f} s")
+
+
+@cli.command("convert-recipe")
+@click.argument("recipe_file", type=click.Path(path_type=Path))
+@click.option("--to", "target", type=click.Choice(["native", "mergekit"]), required=True)
+def convert_recipe(recipe_file: Path, target: str) -> None:
+    """Print RECIPE_FILE as a native recipe or as a mergekit config."""
+    from evomerge.export.mergekit_yaml import load_any_recipe, mergekit_yaml
+
+    recipe = load_any_recipe(recipe_file)
+    click.echo(recipe.to_yaml() if target == "native" else mergekit_yaml(recipe), nl=False)
+
+
+def _check_device(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(None, "--device", device, "CUDA is not available on this machine")
+    elif device != "cpu":
+        raise ConfigError(None, "--device", device, "must be cpu, cuda or cuda:N")
+
+
+def _mount_optional_groups() -> None:
+    from evomerge.zoo.cli import zoo
+
+    cli.add_command(zoo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors print one message and exit with status 2."""
+    _mount_optional_groups()
+    try:
+        cli.main(args=argv, prog_name="evomerge", standalone_mode=False)
+    except EvomergeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

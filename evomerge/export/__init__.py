@@ -1,0 +1,1 @@
+"""Exports: native recipe YAML, mergekit YAML (both directions), model cards."""

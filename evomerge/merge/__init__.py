@@ -1,0 +1,1 @@
+"""Merging: operators, recipes, per-tensor plans, disk-to-disk and in-memory builds."""

@@ -1,0 +1,168 @@
+"""From a recipe and the source models' tensor names to one task per output tensor.
+
+The layout rules are mergekit's, so a mergekit config builds the same tensors here:
+``models`` is one slice over every layer of every model (the base model is added as a
+source when it is not listed); layer tensors of each slice are renumbered consecutively in
+the output; gradients interpolate over a slice's layers (``t = i / (n - 1)``); tensors
+outside the layers take ``t = 0`` and come from the first slice (embeddings) or the last
+slice (final norm and head).
+
+Parameter precedence for one tensor and one model: the slice source's own parameters,
+then the slice's, then the recipe's top-level ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evomerge.checkpoint.architecture import rename_layer, tensor_info
+from evomerge.errors import ConfigError
+from evomerge.merge.params import resolve_setting
+from evomerge.merge.recipe import Conditional, OutputSlice, Recipe, SliceSource
+
+
+@dataclass(frozen=True)
+class TensorTask:
+    """How to make one output tensor: operator inputs, base, resolved parameters."""
+
+    out_name: str
+    inputs: tuple[tuple[str, str], ...]  # (model, tensor name) per operator input, in order
+    base: tuple[str, str] | None  # (model, tensor name) of the base, for delta methods
+    params: dict[str, Any] = field(default_factory=dict)
+    layer: int | None = None  # output layer index (for LiNeS)
+    num_layers: int = 0  # output layer count
+
+
+def _raw(setting: Any) -> Any:
+    if isinstance(setting, Conditional):
+        return {"filter": setting.filter, "value": setting.value}
+    if isinstance(setting, list):
+        return [_raw(v) for v in setting]
+    return setting
+
+
+def normalized_slices(recipe: Recipe, num_layers: Callable[[str], int]) -> list[OutputSlice]:
+    """``models`` recipes as one slice over all layers, with the base added if unlisted."""
+    if recipe.slices:
+        return list(recipe.slices)
+    sources = [SliceSource(model=m.model, layer_range=(0, num_layers(m.model)),
+                           parameters=m.parameters) for m in recipe.models]
+    if recipe.base_model and recipe.base_model not in [m.model for m in recipe.models]:
+        sources.append(SliceSource(model=recipe.base_model,
+                                   layer_range=(0, num_layers(recipe.base_model))))
+    return [OutputSlice(sources=sources)]
+
+
+def plan_merge(recipe: Recipe, tensor_names: Callable[[str], Sequence[str]],
+               file: Any = None) -> list[TensorTask]:
+    """One :class:`TensorTask` per output tensor, in output order.
+
+    ``tensor_names(model)`` lists a source model's tensors (from its checkpoint index).
+    """
+    from evomerge.merge.operators import OPERATORS
+
+    op = OPERATORS.get(recipe.merge_method)
+    by_layer: dict[str, dict[int, list[str]]] = {}
+    outside: dict[str, list[str]] = {}
+    for model in recipe.source_models():
+        layers: dict[int, list[str]] = {}
+        rest = []
+        for name in tensor_names(model):
+            layer = tensor_info(name).layer
+            (layers.setdefault(layer, []) if layer is not None else rest).append(name)
+        by_layer[model], outside[model] = layers, rest
+
+    def count_layers(model: str) -> int:
+        return max(by_layer[model], default=-1) + 1
+
+    slices = normalized_slices(recipe, count_layers)
+    total_layers = sum(s.sources[0].layer_range[1] - s.sources[0].layer_range[0]
+                       for s in slices)
+    tasks: list[TensorTask] = []
+
+    def add(out_name: str, in_names: list[str], sl: OutputSlice, t: float,
+            layer: int | None) -> None:
+        models = [s.model for s in sl.sources]
+        base_model = sl.base_model or recipe.base_model
+        params = _resolve(op, recipe, sl, models, out_name, t, file)
+        pairs = list(zip(models, in_names))
+        base = None
+        if op.kind == "delta" or op.needs_base:
+            base = next(((m, n) for m, n in pairs if m == base_model), None)
+        if op.kind == "delta":
+            keep = [i for i, (m, _) in enumerate(pairs) if m != base_model]
+            pairs = [pairs[i] for i in keep]
+            params = {k: ([v[i] for i in keep] if isinstance(v, list) else v)
+                      for k, v in params.items()}
+        elif op.needs_base and base is not None:
+            # weight methods with a base (slerp) take the base first
+            order = [pairs.index(base)] + [i for i, p in enumerate(pairs) if p != base]
+            pairs = [pairs[i] for i in order]
+            params = {k: ([v[i] for i in order] if isinstance(v, list) else v)
+                      for k, v in params.items()}
+        tasks.append(TensorTask(out_name, tuple(pairs), base,
+                                op.resolve_params(params, len(pairs)), layer, total_layers))
+
+    first = slices[0]
+    head_model = first.sources[0].model
+    pre = [n for n in outside[head_model] if tensor_info(n).group == "embedding"]
+    post = [n for n in outside[head_model] if tensor_info(n).group != "embedding"]
+    for name in pre:
+        add(name, [name] * len(first.sources), first, 0.0, None)
+    out_layer = 0
+    for sl in slices:
+        length = sl.sources[0].layer_range[1] - sl.sources[0].layer_range[0]
+        for i in range(length):
+            t = i / (length - 1) if length > 1 else 1.0
+            src0 = sl.sources[0]
+            template = by_layer[src0.model].get(src0.layer_range[0] + i)
+            if template is None:
+                raise ConfigError(file, "layer_range", list(src0.layer_range),
+                                  f"model {src0.model!r} has only "
+                                  f"{count_layers(src0.model)} layers")
+            for name in template:
+                out_name = rename_layer(name, out_layer)
+                ins = [rename_layer(name, s.layer_range[0] + i) for s in sl.sources]
+                add(out_name, ins, sl, t, out_layer)
+            out_layer += 1
+    last = slices[-1]
+    for name in post:
+        add(name, [name] * len(last.sources), last, 0.0, None)
+    return tasks
+
+
+def _resolve(op, recipe: Recipe, sl: OutputSlice, models: list[str], tensor: str,
+             t: float, file: Any) -> dict[str, Any]:
+    """Per-tensor parameter values: per-model ones as a list aligned with ``models``."""
+    out: dict[str, Any] = {}
+    for spec in op.params:
+        if spec.per_model:
+            values = []
+            for src in sl.sources:
+                levels = [src.parameters, sl.parameters, recipe.parameters]
+                values.append(_first(levels, spec.name, tensor, t))
+            if all(v is None for v in values):
+                continue
+            for model, v in zip(models, values):
+                if v is None and spec.default is None and not (
+                        op.kind == "delta" and model == (sl.base_model or recipe.base_model)):
+                    raise ConfigError(file, f"parameters.{spec.name}", None,
+                                      f"method {op.name!r} needs {spec.name!r} for model "
+                                      f"{model!r} (tensor {tensor!r})")
+            out[spec.name] = [spec.default if v is None else v for v in values]
+        else:
+            v = _first([sl.parameters, recipe.parameters], spec.name, tensor, t)
+            if v is not None:
+                out[spec.name] = v
+    return out
+
+
+def _first(levels, name: str, tensor: str, t: float) -> Any:
+    for level in levels:
+        if level and name in level:
+            v = resolve_setting(_raw(level[name]), tensor, t)
+            if v is not None:
+                return v
+    return None

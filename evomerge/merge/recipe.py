@@ -1,0 +1,199 @@
+"""The Recipe: a merge plan, validated before any model is loaded.
+
+The schema follows mergekit's config (``merge_method``, ``base_model``, ``models`` or
+``slices``, ``parameters``, ``dtype``, ``tokenizer_source``) so that a mergekit file means
+the same thing here, and adds what search needs: a ``seed`` for random methods, LiNeS
+scaling, and a ``format`` marker that tells a native recipe from a mergekit file.
+
+>>> r = Recipe.model_validate({"merge_method": "linear",
+...     "models": [{"model": "a", "parameters": {"weight": 0.3}},
+...                {"model": "b", "parameters": {"weight": 0.7}}]})
+>>> [m.model for m in r.models]
+['a', 'b']
+>>> len(r.content_hash())
+16
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from evomerge.config_io import read_yaml, validate_config
+from evomerge.merge.params import setting_values
+
+NATIVE_FORMAT = "evomerge/recipe-v1"
+DTYPES = ("float32", "float16", "bfloat16", "float64")
+
+Scalar = Union[bool, int, float]
+
+
+class Conditional(BaseModel):
+    """A value applied to tensors whose name contains ``filter`` (mergekit syntax)."""
+
+    model_config = ConfigDict(extra="forbid")
+    filter: str | None = None
+    value: Union[Scalar, list[Scalar]]
+
+
+Setting = Union[Scalar, list[Scalar], Conditional, list[Conditional]]
+Settings = dict[str, Setting]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelEntry(_Strict):
+    model: str
+    parameters: Settings | None = None
+
+
+class SliceSource(_Strict):
+    model: str
+    layer_range: tuple[int, int]
+    parameters: Settings | None = None
+
+    @field_validator("layer_range")
+    @classmethod
+    def _ordered(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not 0 <= v[0] < v[1]:
+            raise ValueError(f"must be [start, end) with 0 <= start < end, got {list(v)}")
+        return v
+
+
+class OutputSlice(_Strict):
+    sources: list[SliceSource] = Field(min_length=1)
+    base_model: str | None = None
+    parameters: Settings | None = None
+
+    @model_validator(mode="after")
+    def _same_length(self) -> OutputSlice:
+        lengths = {s.layer_range[1] - s.layer_range[0] for s in self.sources}
+        if len(lengths) > 1:
+            ranges = [list(s.layer_range) for s in self.sources]
+            raise ValueError(f"all sources of a slice must span the same number of layers, "
+                             f"got layer ranges {ranges}")
+        return self
+
+
+class Lines(_Strict):
+    """LiNeS (Wang et al. 2024): scale layer l's task vector by alpha + beta*l/(L-1)."""
+
+    alpha: float = 1.0
+    beta: float = 0.0
+
+
+class Recipe(_Strict):
+    format: Literal["evomerge/recipe-v1"] | None = None
+    name: str | None = None
+    merge_method: str
+    base_model: str | None = None
+    models: list[ModelEntry] | None = None
+    slices: list[OutputSlice] | None = None
+    parameters: Settings | None = None
+    dtype: str | None = None
+    out_dtype: str | None = None
+    tokenizer_source: str | None = None
+    seed: int = 0
+    lines: Lines | None = None
+
+    @field_validator("dtype", "out_dtype")
+    @classmethod
+    def _known_dtype(cls, v: str | None) -> str | None:
+        if v is not None and v not in DTYPES:
+            raise ValueError(f"must be one of {', '.join(DTYPES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _inputs(self) -> Recipe:
+        if self.models is not None and self.slices is not None:
+            raise ValueError("give either 'models' or 'slices', not both")
+        if not self.models and not self.slices:
+            raise ValueError("the model list is empty: give 'models' (or 'slices') "
+                             "with at least one model")
+        return self
+
+    # -- derived facts ---------------------------------------------------------------
+
+    def source_models(self) -> list[str]:
+        """Every model the recipe reads, base first, without repeats, in order."""
+        names: list[str] = [self.base_model] if self.base_model else []
+        for m in self.models or []:
+            names.append(m.model)
+        for s in self.slices or []:
+            names.extend(src.model for src in s.sources)
+            if s.base_model:
+                names.append(s.base_model)
+        return list(dict.fromkeys(names))
+
+    def all_settings(self) -> list[tuple[str, str, Setting]]:
+        """(field path, parameter name, setting) for every parameter in the recipe."""
+        out = [(f"parameters.{k}", k, v) for k, v in (self.parameters or {}).items()]
+        for i, m in enumerate(self.models or []):
+            out += [(f"models[{i}].parameters.{k}", k, v)
+                    for k, v in (m.parameters or {}).items()]
+        for i, s in enumerate(self.slices or []):
+            out += [(f"slices[{i}].parameters.{k}", k, v)
+                    for k, v in (s.parameters or {}).items()]
+            for j, src in enumerate(s.sources):
+                out += [(f"slices[{i}].sources[{j}].parameters.{k}", k, v)
+                        for k, v in (src.parameters or {}).items()]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
+
+    def content_hash(self) -> str:
+        """A short stable hash of everything that changes the merged weights."""
+        data = self.to_dict()
+        data.pop("name", None)
+        data.pop("format", None)
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        data = {"format": NATIVE_FORMAT, **self.to_dict()}
+        data["format"] = NATIVE_FORMAT
+        return yaml.safe_dump(_plain(data), sort_keys=False)
+
+
+def _plain(data: Any) -> Any:
+    """Conditional settings dumped by pydantic keep None filters; drop them for YAML."""
+    if isinstance(data, dict):
+        return {k: _plain(v) for k, v in data.items() if v is not None}
+    if isinstance(data, list):
+        return [_plain(v) for v in data]
+    return data
+
+
+def settings_bounds_values(recipe: Recipe) -> list[tuple[str, str, list[Scalar]]]:
+    """Every (field path, parameter name, literal values) for bounds checks."""
+    return [(path, name, setting_values(_raw(s))) for path, name, s in recipe.all_settings()]
+
+
+def _raw(setting: Setting) -> Any:
+    if isinstance(setting, Conditional):
+        return setting.model_dump()
+    if isinstance(setting, list):
+        return [_raw(v) for v in setting]
+    return setting
+
+
+def load_recipe_dict(data: dict[str, Any], file: Path | str | None = None) -> Recipe:
+    """Validate a recipe mapping (native or mergekit) and check it against the operators."""
+    from evomerge.merge.validate import check_recipe
+
+    recipe = validate_config(Recipe, data, file)
+    check_recipe(recipe, file)
+    return recipe
+
+
+def load_recipe(path: Path | str) -> Recipe:
+    """Read a native recipe or a mergekit YAML file; errors name file, field, value, rule."""
+    return load_recipe_dict(read_yaml(path), path)

@@ -1,0 +1,108 @@
+"""Disk-to-disk merging: stream tensor by tensor from source folders to a new checkpoint.
+
+Peak memory stays near (number of sources + 2) x the largest tensor: each output tensor's
+inputs are read (memory-mapped), merged, cast, handed to the writer, and dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from evomerge.checkpoint import CheckpointReader, CheckpointWriter, check_compatible
+from evomerge.checkpoint.writer import check_target
+from evomerge.errors import CheckpointError
+from evomerge.merge.apply import merged_tensor
+from evomerge.merge.plan import plan_merge
+from evomerge.merge.recipe import Recipe
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16,
+          "bfloat16": torch.bfloat16, "float64": torch.float64}
+
+
+@dataclass
+class MergeReport:
+    out_dir: Path
+    tensors: int
+    bytes_written: int
+    seconds: float
+
+
+def open_sources(recipe: Recipe, allow_pickle: bool = False) -> dict[str, CheckpointReader]:
+    """Open every model the recipe reads; missing or unsafe folders fail here."""
+    readers = {m: CheckpointReader(m, allow_pickle=allow_pickle) for m in recipe.source_models()}
+    if not recipe.slices:  # slices may combine differently shaped models on purpose
+        check_compatible(list(readers.values()))
+    return readers
+
+
+def output_dtype(recipe: Recipe, override: str | None, reader: CheckpointReader,
+                 name: str) -> torch.dtype:
+    chosen = override or recipe.out_dtype or recipe.dtype
+    return DTYPES[chosen] if chosen else reader.dtype(name)
+
+
+def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
+                  dtype: str | None = None, max_shard_bytes: int = 5 * 2**30,
+                  overwrite: bool = False, allow_pickle: bool = False,
+                  progress: Callable[[int, int], None] | None = None,
+                  recipe_file: Path | str | None = None) -> MergeReport:
+    """Build the recipe's merged model as a Hugging Face folder at ``out_dir``.
+
+    >>> # see tests/merge/test_merge_cli.py for end-to-end use
+    """
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    check_target(out_dir, overwrite)  # before loading anything
+    readers = open_sources(recipe, allow_pickle)
+    tasks = plan_merge(recipe, lambda m: readers[m].tensor_names(), recipe_file)
+    template = recipe.base_model or recipe.source_models()[0]
+    config_source = readers[template]
+    if recipe.tokenizer_source and recipe.tokenizer_source not in ("base", "union"):
+        tokenizer_from = Path(recipe.tokenizer_source)
+    else:
+        tokenizer_from = config_source.path
+    compute = torch.float64 if dtype == "float64" else torch.float32
+
+    def fetch(model: str, name: str) -> torch.Tensor:
+        return readers[model].get(name, device=device, dtype=compute)
+
+    written = 0
+    with contextlib.ExitStack() as stack:
+        writer = stack.enter_context(CheckpointWriter(
+            out_dir, max_shard_bytes=max_shard_bytes, overwrite=overwrite,
+            copy_from=tokenizer_from))
+        for i, task in enumerate(tasks):
+            first_model, first_name = task.inputs[0] if task.inputs else task.base
+            value = merged_tensor(recipe, task, fetch, device=device)
+            value = value.to(output_dtype(recipe, dtype, readers[first_model], first_name))
+            writer.add(task.out_name, value.cpu())
+            written += value.numel() * value.element_size()
+            if progress:
+                progress(i + 1, len(tasks))
+        writer.write_config(_output_config(recipe, config_source, tasks, dtype))
+    for r in readers.values():
+        r.close()
+    return MergeReport(out_dir, len(tasks), written, time.perf_counter() - start)
+
+
+def _output_config(recipe: Recipe, source: CheckpointReader, tasks, dtype) -> dict:
+    config = dict(source.config)
+    if not config:
+        raise CheckpointError(f"model folder '{source.path}' has no config.json")
+    layers = {t.layer for t in tasks if t.layer is not None}
+    if layers and "num_hidden_layers" in config:
+        config["num_hidden_layers"] = len(layers)
+    chosen = dtype or recipe.out_dtype or recipe.dtype
+    if chosen:
+        config["torch_dtype"] = chosen
+        config.pop("dtype", None)
+    head_written = any(t.out_name == "lm_head.weight" for t in tasks)
+    if config.get("tie_word_embeddings") and head_written:
+        config["tie_word_embeddings"] = False
+    return config
