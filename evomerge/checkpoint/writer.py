@@ -1,7 +1,7 @@
 """Atomic, sharded writing of a Hugging Face model folder.
 
-Tensors are written as they are added into shards inside a hidden sibling folder
-(``.OUT_DIR.tmp-<random>``); only the current shard's tensors are held in memory. When the
+Tensors go to disk as they are added, into shards inside a hidden sibling folder
+(``.OUT_DIR.tmp-<random>``); no shard is ever held in memory (see ``shard_file``). When the
 ``with`` block ends normally the shards get their final names (``model.safetensors``, or
 ``model-0000k-of-0000n.safetensors`` plus ``model.safetensors.index.json``), the config and
 tokenizer files are copied in, and the folder is renamed to ``OUT_DIR`` in one step. When
@@ -26,8 +26,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
+from evomerge.checkpoint.shard_file import ShardFile
 from evomerge.errors import CheckpointError, ConfigError
 
 # Files that travel with the weights: what AutoConfig, GenerationConfig and AutoTokenizer read.
@@ -95,9 +95,7 @@ class CheckpointWriter:
             raise CheckpointError(f"model folder '{self.copy_from}' (copy_from) does not exist")
         check_target(self.out_dir, overwrite)
         self._tmp: Path | None = None
-        self._shard: dict[str, torch.Tensor] = {}
-        self._shard_bytes = 0
-        self._shard_storages: set[int] = set()
+        self._shard: ShardFile | None = None
         self._shard_files: list[tuple[Path, list[str]]] = []  # (temp file, names in it)
         self._names: set[str] = set()
         self._total_bytes = 0
@@ -122,27 +120,17 @@ class CheckpointWriter:
             raise
 
     def add(self, name: str, tensor: torch.Tensor) -> None:
-        """Queue ``tensor`` under ``name``; full shards go to disk and leave memory.
-
-        The writer keeps a reference to ``tensor`` until its shard is written, so do not
-        edit it in place after adding it (a shared buffer added twice is copied).
-        """
-        self._folder()  # fail fast outside the with block
+        """Write ``tensor`` under ``name`` into the current shard, starting a new one when
+        it would take the current one past ``max_shard_bytes``."""
+        folder = self._folder()  # fail fast outside the with block
         if name in self._names:
             raise ValueError(f"tensor {name!r} was already added to '{self.out_dir}'")
-        tensor = tensor.detach().to("cpu").contiguous()
-        storage = tensor.untyped_storage()
-        # safetensors refuses tensors that share memory, and a small view would keep its
-        # whole base alive until the shard is flushed: store such tensors as compact copies.
-        if storage.nbytes() != tensor.nbytes or storage.data_ptr() in self._shard_storages:
-            tensor = tensor.clone()
-            storage = tensor.untyped_storage()
-        nbytes = tensor.nbytes
-        if self._shard and self._shard_bytes + nbytes > self.max_shard_bytes:
+        nbytes = tensor.numel() * tensor.element_size()
+        if self._shard and self._shard.nbytes + nbytes > self.max_shard_bytes:
             self._flush()
-        self._shard[name] = tensor
-        self._shard_storages.add(storage.data_ptr())
-        self._shard_bytes += nbytes
+        if self._shard is None:
+            self._shard = ShardFile(folder / f"shard-{len(self._shard_files) + 1:05d}.safetensors")
+        self._shard.append(name, tensor)
         self._total_bytes += nbytes
         self._names.add(name)
 
@@ -163,10 +151,9 @@ class CheckpointWriter:
         return self._tmp
 
     def _flush(self) -> None:
-        file = self._folder() / f"shard-{len(self._shard_files) + 1:05d}.safetensors"
-        save_file(self._shard, str(file), metadata={"format": "pt"})
-        self._shard_files.append((file, sorted(self._shard)))
-        self._shard, self._shard_bytes, self._shard_storages = {}, 0, set()
+        shard, self._shard = self._shard, None
+        shard.close(metadata={"format": "pt"})
+        self._shard_files.append((shard.path, sorted(shard.entries)))
 
     def _commit(self) -> None:
         tmp = self._folder()
@@ -179,7 +166,8 @@ class CheckpointWriter:
         if self._config is not None:
             (tmp / "config.json").write_text(json.dumps(self._config, indent=2) + "\n")
         for file in written:
-            _fsync(file)
+            if file.suffix == ".json":  # shards were fsynced as they were closed
+                _fsync(file)
         self._move_into_place()
 
     def _name_shards(self) -> list[Path]:
@@ -234,6 +222,9 @@ class CheckpointWriter:
             shutil.rmtree(old, ignore_errors=True)
 
     def _abort(self) -> None:
+        if self._shard is not None:
+            self._shard.abort()
+            self._shard = None
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None

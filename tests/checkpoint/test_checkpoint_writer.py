@@ -88,13 +88,14 @@ def test_exception_inside_with_leaves_nothing(llama_fp32, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_full_shards_leave_memory_as_they_are_written(tmp_path):
+def test_tensors_go_to_disk_as_they_are_added(tmp_path):
     with CheckpointWriter(tmp_path / "m", max_shard_bytes=100) as w:
-        w.add("a", torch.zeros(20))  # 80 bytes
-        assert list(w._tmp.iterdir()) == []
-        w.add("b", torch.zeros(20))  # 160 > 100: "a" goes to disk first
+        w.add("a", torch.zeros(20))  # 80 bytes, already in the open shard's file
         assert [p.name for p in w._tmp.iterdir()] == ["shard-00001.safetensors"]
-        assert list(w._shard) == ["b"]
+        w.add("b", torch.zeros(20))  # 160 > 100: the first shard is closed, a second opened
+        assert sorted(p.name for p in w._tmp.iterdir()) == [
+            "shard-00001.safetensors", "shard-00002.safetensors"]
+        assert list(w._shard.entries) == ["b"]
         w.add("huge", torch.zeros(1000))  # larger than the limit: a shard of its own
         w.add("c", torch.zeros(1))
     weight_map = json.loads((tmp_path / "m" / "model.safetensors.index.json").read_text())["weight_map"]
