@@ -87,9 +87,12 @@ def _check_device(device: str) -> None:
 
 
 def _mount_optional_groups() -> None:
-    from evomerge.zoo.cli import zoo
+    import importlib.util
 
-    cli.add_command(zoo)
+    if importlib.util.find_spec("evomerge.zoo.cli") is not None:
+        from evomerge.zoo.cli import zoo
+
+        cli.add_command(zoo)
 
 
 def main(argv: list[str] | None = None) -> int:
