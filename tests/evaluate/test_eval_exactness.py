@@ -1,0 +1,75 @@
+"""The adapter gives the numbers the ``lm_eval`` command line gives on a saved copy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from evomerge.evaluate import LmEvalConfig, LmEvalEvaluator, TaskConfig
+
+from eval_support import GEN_TASK, MC_TASK, load, perturb
+
+
+def _numbers(resps):
+    """lm-eval logs loglikelihood responses as strings; compare them as numbers."""
+    if isinstance(resps, (list, tuple)):
+        return [_numbers(r) for r in resps]
+    if isinstance(resps, str):
+        try:
+            return float(resps)
+        except ValueError:
+            return {"True": True, "False": False}.get(resps, resps)
+    return resps
+
+
+def _doc_key(task: str, sample: dict) -> str:
+    # The multiple-choice documents carry an `id`; the generation ones are keyed by index.
+    return sample["doc"]["id"] if task == MC_TASK else str(sample["doc_id"])
+
+
+@pytest.mark.slow
+def test_in_memory_merge_scores_like_the_lm_eval_command_line(base_dir, task_dir, tmp_path):
+    model, tokenizer = load(base_dir)
+    perturb(model, seed=3)  # a candidate that exists only in memory
+    config = LmEvalConfig(
+        include_paths=[str(task_dir)], batch_size=4, log_samples=True,
+        search_tasks=[TaskConfig(name=MC_TASK, limit=12),
+                      TaskConfig(name=GEN_TASK, limit=12, max_gen_toks=4)],
+    )
+    evaluator = LmEvalEvaluator(config)
+    fitness = evaluator.evaluate(model, tokenizer)
+    assert fitness.is_ok, fitness.error
+
+    saved = tmp_path / "candidate"
+    model.save_pretrained(saved, safe_serialization=True)
+    tokenizer.save_pretrained(saved)
+    out = tmp_path / "out"
+    subprocess.run(
+        [sys.executable, "-m", "lm_eval", "run", "--model", "hf",
+         "--model_args", f"pretrained={saved},dtype=float32", "--device", "cpu",
+         "--include_path", str(task_dir), "--tasks", MC_TASK, GEN_TASK,
+         "--limit", "12", "--batch_size", "4", "--gen_kwargs", "max_gen_toks=4",
+         "--output_path", str(out), "--log_samples"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    results = json.loads(next(out.rglob("results_*.json")).read_text())["results"]
+    mc, gen = results[MC_TASK]["acc,none"], results[GEN_TASK]["exact_match,none"]
+    assert fitness.objectives[f"{MC_TASK}/acc"] == mc
+    assert fitness.objectives[f"{GEN_TASK}/exact_match"] == gen
+    assert fitness.objectives["score"] == pytest.approx((mc + gen) / 2)
+    assert 0 < mc < 1  # random weights: a score that can move either way
+
+    for task, metric in ((MC_TASK, "acc"), (GEN_TASK, "exact_match")):
+        logged = [json.loads(line) for line in next(out.rglob(f"samples_{task}_*.jsonl")).open()]
+        assert len(logged) == 12
+        # per-sample metrics, keyed by the same stable document ids
+        assert {_doc_key(task, s): s[metric] for s in logged} == fitness.sample_scores[task]
+        # every response: loglikelihoods bit for bit, generated strings character for character
+        theirs = {_doc_key(task, s): _numbers(s["filtered_resps"]) for s in logged}
+        ours = {s["doc_id"]: _numbers(s["filtered_resps"]) for s in evaluator.last_samples[task]}
+        assert ours == theirs
+    generations = [s["filtered_resps"][0] for s in evaluator.last_samples[GEN_TASK]]
+    assert all(0 < len(g) <= 4 for g in generations)  # max_gen_toks=4 on a char tokenizer
