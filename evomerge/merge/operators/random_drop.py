@@ -1,0 +1,165 @@
+"""Random sparsifiers: DARE (drop uniformly) and DELLA's MagPrune (drop by rank).
+
+Every draw comes from the generator passed in, never from torch's global state, so the
+same generator seed rebuilds the same mask. Rescaling the survivors has two forms:
+``"l1"`` matches the task vector's L1 norm (mergekit's ``rescale``, the default of the
+operators) and ``"probability"`` divides each survivor by its keep probability (the DARE
+and DELLA papers: the sparsified vector is then unbiased, ``E[kept] = tau``).
+
+>>> g = torch.Generator().manual_seed(0)
+>>> tau = torch.ones(10_000)
+>>> kept = drop_random(tau, density=0.3, generator=g, rescale="probability")
+>>> x = kept.materialize()
+>>> round(float((x != 0).float().mean()), 2), round(float(x.sum()) / 10_000, 1)
+(0.3, 1.0)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+
+from evomerge.merge.operators.sparse import (
+    MaskedDelta,
+    MultipliedDelta,
+    SparseDelta,
+    dense,
+    zero_like,
+)
+from evomerge.merge.operators.spec import in_compute_dtype
+
+Rescale = Literal["none", "l1", "probability"]
+
+#: DARE's keep probability is quantised to multiples of 2**-16: each entry needs only
+#: 16 random bits (four entries per 64-bit draw), four times fewer draws than a float
+#: uniform. The realised probability ``level / 65536`` is the one used to rescale.
+KEEP_LEVELS = 1 << 16
+
+
+class RandomKeepDelta(MultipliedDelta):
+    """DARE: each entry kept when its 16-bit uniform lane is below ``level``."""
+
+    def __init__(self, flat: torch.Tensor, shape: torch.Size, lanes: torch.Tensor,
+                 level: int):
+        super().__init__(flat, shape)
+        self.lanes = lanes
+        self.bound = level - KEEP_LEVELS // 2  # lanes are int16 in [-32768, 32767]
+
+    def multiplier(self, start: int, stop: int, scratch: torch.Tensor) -> torch.Tensor:
+        return torch.lt(self.lanes[start:stop], self.bound, out=scratch)
+
+
+def keep_level(density: float) -> int:
+    """DARE's keep probability in units of 2**-16, never 0 or 1 inside (0, 1).
+
+    >>> keep_level(0.5), keep_level(1e-9), keep_level(0.9999999)
+    (32768, 1, 65535)
+    """
+    return min(KEEP_LEVELS - 1, max(1, round(density * KEEP_LEVELS)))
+
+
+def uniform_lanes(numel: int, generator: torch.Generator,
+                  device: torch.device | str = "cpu") -> torch.Tensor:
+    """``numel`` independent uniform int16 values from ``generator``."""
+    words = torch.empty((numel + 3) // 4, dtype=torch.int64, device=device)
+    words.random_(-(1 << 63), None, generator=generator)  # all 64 bits uniform
+    return words.view(torch.int16)[:numel]
+
+
+def drop_random(tau: torch.Tensor, density: float, generator: torch.Generator | None,
+                rescale: Rescale) -> SparseDelta:
+    """DARE (mergekit ``random``): keep each entry with probability ``density``.
+
+    density >= 1 returns the task vector untouched, density <= 0 keeps nothing.
+    """
+    _require(generator, "DARE")
+    if density >= 1:
+        return dense(tau)
+    if density <= 0:
+        return zero_like(tau)
+    tau = in_compute_dtype(tau)
+    level = keep_level(density)
+    kept = RandomKeepDelta(tau.reshape(-1), tau.shape,
+                           uniform_lanes(tau.numel(), generator, tau.device), level)
+    if rescale == "l1":
+        return kept.rescaled_to_l1()
+    if rescale == "probability":
+        kept.scale = KEEP_LEVELS / level
+    return kept
+
+
+def drop_by_rank(tau: torch.Tensor, density: float, epsilon: float,
+                 generator: torch.Generator | None, rescale: Rescale) -> SparseDelta:
+    """DELLA's MagPrune (mergekit ``della_magprune``): rank-based keep probabilities.
+
+    Within each row (dim 1; a 1-D tensor is one row) the entries are ranked by
+    magnitude, smallest first (ties: lower index first), and kept with probability
+    ``p_i = density - epsilon + 2 * epsilon * rank_i / (cols - 1)``, so larger entries
+    survive more often and the mean stays ``density``. A row of one entry uses
+    ``p = density`` (mergekit divides by zero there). density >= 1 returns the task
+    vector untouched, density <= 0 keeps nothing.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> tau = torch.randn(64, 512, generator=g)
+    >>> x = drop_by_rank(tau, 0.5, 0.3, g, rescale="none").materialize()
+    >>> big = tau.abs() > tau.abs().median()
+    >>> bool((x[big] != 0).float().mean() > (x[~big] != 0).float().mean() + 0.2)
+    True
+    """
+    _require(generator, "DELLA")
+    if density >= 1:
+        return dense(tau)
+    if density <= 0:
+        return zero_like(tau)
+    tau = in_compute_dtype(tau)
+    # rank along dim 1 as mergekit does: move it last, rows are everything else
+    rows = tau.reshape(1, -1) if tau.dim() < 2 else tau.movedim(1, -1)
+    moved_shape = rows.shape
+    rows = rows.reshape(-1, moved_shape[-1])
+    cols = rows.shape[1]
+    if cols > 1:
+        rank_share = row_ranks(rows.abs()).div_(cols - 1)
+    else:
+        rank_share = torch.full_like(rows, 0.5)
+    probability = rank_share.mul_(2 * epsilon).add_(density - epsilon)
+    uniform = torch.rand(rows.shape, generator=generator, dtype=rows.dtype,
+                         device=rows.device)
+    multiplier = (uniform < probability).to(rows.dtype)
+    if rescale == "probability":
+        # a density so small that p underflows keeps (almost) nothing; the clamp stops
+        # 0 / 0 on the dropped entries
+        multiplier.div_(probability.clamp_(min=torch.finfo(rows.dtype).tiny))
+    if tau.dim() >= 2:  # back to the task vector's own layout
+        multiplier = multiplier.reshape(moved_shape).movedim(-1, 1)
+    kept = MaskedDelta(tau.reshape(-1), tau.shape, multiplier.reshape(tau.shape))
+    return kept.rescaled_to_l1() if rescale == "l1" else kept
+
+
+def row_ranks(mags: torch.Tensor) -> torch.Tensor:
+    """0-based rank of each entry within its row (2-D, >= 0), ascending, ties by index.
+
+    >>> row_ranks(torch.tensor([[0.5, 0.1, 0.5, 0.2]])).tolist()
+    [[2.0, 0.0, 3.0, 1.0]]
+    """
+    rows, cols = mags.shape
+    if mags.device.type == "cpu" and mags.dtype == torch.float32:
+        # the bit patterns of non-negative floats sort like the floats; with the column
+        # in the low 32 bits every key is unique, so numpy's fast unstable sort gives
+        # the stable order (torch's stable argsort is several times slower on CPU)
+        keys = mags.contiguous().numpy().view(np.int32).astype(np.int64)
+        keys <<= 32
+        keys |= np.arange(cols, dtype=np.int64)
+        keys.sort(axis=1)
+        order = torch.from_numpy(keys & 0xFFFFFFFF)
+    else:
+        order = torch.argsort(mags, dim=1, stable=True)
+    positions = torch.arange(cols, dtype=mags.dtype, device=mags.device).expand(rows, cols)
+    return torch.empty_like(mags).scatter_(1, order, positions)
+
+
+def _require(generator: torch.Generator | None, method: str) -> None:
+    if generator is None:
+        raise ValueError(f"{method} draws random masks: pass a torch.Generator "
+                         "(see tensor_generator); the global RNG is never used")

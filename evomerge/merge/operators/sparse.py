@@ -1,0 +1,199 @@
+"""Sparsified task vectors, read chunk by chunk.
+
+A merge reads each sparsified task vector once, chunk by chunk, so the trimmed or dropped
+copy of a large tensor never has to exist in full: the combination stays in cache and the
+merged delta is the only new full-size tensor. A :class:`SparseDelta` yields
+``values(start, stop)`` (the kept entries of a flat slice, zeros elsewhere) and a
+``scale`` (the rescale factor); the sparsified task vector is ``values * scale``.
+
+Deterministic sparsifiers live here (TIES magnitude trim, Breadcrumbs outlier trim);
+random ones (DARE, DELLA) in :mod:`evomerge.merge.operators.random_drop`.
+
+>>> tau = torch.tensor([0.5, -3.0, 2.0, -2.0, 0.1])
+>>> trim_magnitude(tau, density=0.4, rescale=False).materialize().tolist()
+[0.0, -3.0, 2.0, 0.0, 0.0]
+>>> trim_outliers(tau.abs(), density=0.4, gamma=0.2, rescale=False).materialize().tolist()
+[0.0, 0.0, 2.0, 2.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import torch
+
+from evomerge.merge.operators.spec import in_compute_dtype
+from evomerge.merge.operators.topk import MagnitudeCut, cut_chunk, magnitude_cut, top_count
+
+#: mergekit skips the L1 rescale when either norm is below this
+L1_RESCALE_EPS = 1e-7
+
+
+class SparseDelta:
+    """A task vector (flattened, compute dtype), possibly sparsified and rescaled.
+
+    The base class keeps every entry; subclasses override :meth:`values`.
+    """
+
+    def __init__(self, flat: torch.Tensor, shape: torch.Size, scale: float = 1.0):
+        self.flat = flat
+        self.shape = shape
+        self.scale = scale
+
+    @property
+    def numel(self) -> int:
+        return self.flat.numel()
+
+    def values(self, start: int, stop: int, scratch: torch.Tensor) -> torch.Tensor:
+        """Kept entries of ``flat[start:stop]``; may return a view of the input, or fill
+        and return ``scratch`` (``stop - start`` entries). Read-only."""
+        return self.flat[start:stop]
+
+    def materialize(self) -> torch.Tensor:
+        """The sparsified, rescaled task vector as a new tensor (tests, small tensors)."""
+        out = self.values(0, self.numel, torch.empty_like(self.flat)).clone()
+        return out.mul_(self.scale).view(self.shape)
+
+    def l1_norms(self, chunk: int = 1 << 17) -> tuple[float, float]:
+        """(L1 norm of the task vector, L1 norm of the kept entries), one chunked pass."""
+        before = after = 0.0
+        scratch = torch.empty(min(chunk, self.numel), dtype=self.flat.dtype,
+                              device=self.flat.device)
+        for start in range(0, self.numel, chunk):
+            stop = min(self.numel, start + chunk)
+            kept = self.values(start, stop, scratch[:stop - start])
+            after += float(kept.abs().sum())
+            before += float(self.flat[start:stop].abs().sum())
+        return before, after
+
+    def rescaled_to_l1(self) -> SparseDelta:
+        """mergekit's ``rescale``: scale the kept entries so the L1 norm is unchanged."""
+        self.scale = l1_match(*self.l1_norms())
+        return self
+
+
+class MultipliedDelta(SparseDelta):
+    """The task vector times a per-entry multiplier >= 0 (0 drops; 1 or 1/p keeps)."""
+
+    def multiplier(self, start: int, stop: int, scratch: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def values(self, start: int, stop: int, scratch: torch.Tensor) -> torch.Tensor:
+        multiplier = self.multiplier(start, stop, scratch)
+        return torch.mul(self.flat[start:stop], multiplier, out=scratch)
+
+    def l1_norms(self, chunk: int = 1 << 17) -> tuple[float, float]:
+        # |tau * m| = |tau| * m for m >= 0: one dot product per chunk, no kept copy
+        before = after = 0.0
+        size = min(chunk, self.numel)
+        scratch = torch.empty(size, dtype=self.flat.dtype, device=self.flat.device)
+        mags = torch.empty_like(scratch)
+        for start in range(0, self.numel, chunk):
+            stop = min(self.numel, start + chunk)
+            part = torch.abs(self.flat[start:stop], out=mags[:stop - start])
+            before += float(part.sum())
+            after += float(torch.dot(part, self.multiplier(start, stop,
+                                                           scratch[:stop - start])))
+        return before, after
+
+
+class MaskedDelta(MultipliedDelta):
+    """A multiplier held in full (Breadcrumbs and DELLA masks)."""
+
+    def __init__(self, flat: torch.Tensor, shape: torch.Size, multiplier: torch.Tensor):
+        super().__init__(flat, shape)
+        self.full_multiplier = multiplier.reshape(-1).to(flat.dtype)
+
+    def multiplier(self, start: int, stop: int, scratch: torch.Tensor) -> torch.Tensor:
+        return self.full_multiplier[start:stop]
+
+
+class MagnitudeBandDelta(SparseDelta):
+    """The entries ranked (by magnitude, largest first) inside the ``outer`` cut but not
+    inside the ``inner`` one; without ``inner``, simply the top k."""
+
+    def __init__(self, flat: torch.Tensor, shape: torch.Size, outer: MagnitudeCut,
+                 inner: MagnitudeCut | None = None):
+        super().__init__(flat, shape)
+        self.outer, self.inner = outer, inner
+        self.outer_above = outer.keep_above(flat.dtype)
+        self.inner_above = inner.keep_above(flat.dtype) if inner is not None else None
+        self._inner_scratch = torch.empty(0, dtype=flat.dtype, device=flat.device)
+
+    def values(self, start: int, stop: int, scratch: torch.Tensor) -> torch.Tensor:
+        out = cut_chunk(self.flat, self.outer, start, stop, scratch, self.outer_above)
+        if self.inner is None:
+            return out
+        if self._inner_scratch.numel() < stop - start:
+            self._inner_scratch = torch.empty_like(scratch)
+        # inner entries appear identically in both cuts, so they subtract to exact zeros
+        inner = cut_chunk(self.flat, self.inner, start, stop,
+                          self._inner_scratch[:stop - start], self.inner_above)
+        return out.sub_(inner)
+
+
+def dense(tau: torch.Tensor) -> SparseDelta:
+    """The whole task vector (no sparsification); reads the input without copying it."""
+    tau = in_compute_dtype(tau)
+    return SparseDelta(tau.reshape(-1), tau.shape)
+
+
+def zero_like(tau: torch.Tensor) -> SparseDelta:
+    """A task vector with nothing kept."""
+    tau = in_compute_dtype(tau)
+    return SparseDelta(torch.zeros(tau.numel(), dtype=tau.dtype, device=tau.device),
+                       tau.shape)
+
+
+def trim_magnitude(tau: torch.Tensor, density: float, rescale: bool) -> SparseDelta:
+    """TIES trim (mergekit ``magnitude``): keep the top ``density`` share by magnitude.
+
+    Keeps ``max(1, int(density * n))`` entries for ``0 < density < 1``; density >= 1
+    returns the task vector untouched (no rescale), density <= 0 keeps nothing.
+    """
+    k = top_count(density, tau.numel())
+    if density >= 1:
+        return dense(tau)
+    if k == 0:
+        return zero_like(tau)
+    flat = in_compute_dtype(tau).reshape(-1)
+    trimmed = MagnitudeBandDelta(flat, tau.shape, magnitude_cut(flat, k))
+    return trimmed.rescaled_to_l1() if rescale else trimmed
+
+
+def trim_outliers(tau: torch.Tensor, density: float, gamma: float,
+                  rescale: bool) -> SparseDelta:
+    """Breadcrumbs (mergekit ``magnitude_outliers``): drop the largest and smallest.
+
+    Of n entries, ``int(gamma * n)`` of largest magnitude go first, then the smallest,
+    leaving ``int(density * n)``; when the two shares overlap the outlier cut shrinks so
+    the density still holds. density >= 1 keeps everything (gamma ignored), as mergekit.
+
+    >>> trim_outliers(torch.arange(1.0, 11.0), 0.5, 0.2, False).materialize().tolist()
+    [0.0, 0.0, 0.0, 4.0, 5.0, 6.0, 7.0, 8.0, 0.0, 0.0]
+    """
+    if density >= 1:
+        return dense(tau)
+    tau = in_compute_dtype(tau)
+    n = tau.numel()
+    keep = int(density * n) if density > 0 else 0
+    n_top = int(gamma * n)
+    n_bottom = max(0, n - keep - n_top)
+    # descending ranks [n - n_bottom - keep, n - n_bottom) are kept
+    outer, drop_top = n - n_bottom, n - n_bottom - keep
+    if outer == 0:
+        return zero_like(tau)
+    flat = tau.reshape(-1)
+    kept = MagnitudeBandDelta(flat, tau.shape, magnitude_cut(flat, outer),
+                              magnitude_cut(flat, drop_top) if drop_top > 0 else None)
+    return kept.rescaled_to_l1() if rescale else kept
+
+
+def l1_match(before: float, after: float) -> float:
+    """mergekit's rescale factor ``before / after`` of two L1 norms; 1 when either is
+    below 1e-7 (nothing meaningful to match).
+
+    >>> l1_match(3.0, 1.5), l1_match(3.0, 0.0)
+    (2.0, 1.0)
+    """
+    if before < L1_RESCALE_EPS or after < L1_RESCALE_EPS:
+        return 1.0
+    return before / after

@@ -1,0 +1,199 @@
+"""Build a zoo folder: data splits, a base model, one expert per skill, lm-eval task YAMLs.
+
+Layout of ``OUT_DIR``::
+
+    zoo.json                     manifest: spec, spec hash, models, tasks
+    data/<task>/{search,test}.jsonl
+    models/base/                 Hugging Face folders (safetensors, config, tokenizer)
+    models/expert_<skill>/
+    tasks/*.yaml                 lm-eval tasks (``--include_path OUT_DIR/tasks``)
+
+The build is cached by a content hash of the preset, the seed, the zoo's source code and
+the torch/transformers versions: building again with the same spec reuses the folder
+(only the task YAMLs are rewritten, since they hold absolute paths); ``force=True``
+rebuilds. The same spec gives bit-identical model and data files.
+
+>>> import tempfile, pathlib
+>>> out = pathlib.Path(tempfile.mkdtemp()) / "zoo"
+>>> m = build_zoo(out, preset="tiny", seed=0)        # doctest: +SKIP
+>>> sorted(m.models)                                 # doctest: +SKIP
+['base', 'expert_add', 'expert_read', 'expert_reverse', 'expert_sort']
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import transformers
+
+from evomerge.errors import ConfigError
+from evomerge.zoo import data as zoo_data
+from evomerge.zoo.lm_eval_tasks import write_task_yamls
+from evomerge.zoo.presets import Preset, get_preset
+from evomerge.zoo.skills import SKILLS, expert_skills
+from evomerge.zoo.train import char_tokenizer, new_model, train
+
+MANIFEST = "zoo.json"
+FORMAT_VERSION = 1
+#: The modules whose code decides the bits of a build.
+_SOURCES = ("skills.py", "data.py", "train.py", "presets.py", "build.py", "tokenizer.py",
+            "random_models.py")
+
+#: ``progress(stage, done, total)``: stage is "data", "base" or "expert_<skill>".
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Zoo:
+    """A built zoo: its folder and manifest."""
+
+    root: Path
+    manifest: dict
+
+    @property
+    def models(self) -> dict[str, Path]:
+        return {name: self.root / rel for name, rel in self.manifest["models"].items()}
+
+    @property
+    def experts(self) -> dict[str, Path]:
+        """skill -> expert folder."""
+        return {skill: self.root / rel for skill, rel in self.manifest["experts"].items()}
+
+    @property
+    def base(self) -> Path:
+        return self.models["base"]
+
+    def split_file(self, task: str, split: str) -> Path:
+        return self.root / self.manifest["data"][task][split]
+
+    @property
+    def task_dir(self) -> Path:
+        return self.root / "tasks"
+
+
+def code_version() -> str:
+    """A hash of the zoo modules that decide what a build contains."""
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in _SOURCES:
+        h.update(name.encode() + b"\0" + (here / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_spec(preset: Preset, seed: int) -> dict:
+    return {"format": FORMAT_VERSION, "preset": preset.to_dict(), "seed": seed,
+            "code": code_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__}
+
+
+def spec_hash(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _sub_seed(seed: int, name: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:4], "big")
+
+
+def load_zoo(root: Path | str) -> Zoo:
+    """Open a built zoo folder (raises :class:`ConfigError` when it is not one)."""
+    root = Path(root)
+    path = root / MANIFEST
+    if not path.is_file():
+        raise ConfigError(root, None, None, f"not a zoo folder: {MANIFEST} is missing "
+                                            "(build one with `evomerge zoo build`)")
+    return Zoo(root, json.loads(path.read_text()))
+
+
+def _check_target(out: Path) -> None:
+    if out.exists() and not (out / MANIFEST).is_file() and any(out.iterdir()):
+        raise ConfigError(out, None, None, "the output folder exists, is not empty and is "
+                                           "not a zoo; choose a new or empty folder")
+
+
+def _noop(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def _train_models(tmp: Path, preset: Preset, seed: int, files: dict, progress: Progress
+                  ) -> dict[str, str]:
+    tok = char_tokenizer()
+    exclude = zoo_data.eval_prompts(files)
+    models: dict[str, str] = {}
+
+    def save(model, name: str) -> None:
+        folder = tmp / "models" / name
+        model.save_pretrained(folder, safe_serialization=True)
+        tok.save_pretrained(folder)
+        models[name] = f"models/{name}"
+
+    base = new_model(preset.shape, tok, _sub_seed(seed, "init"))
+    stream = zoo_data.training_stream(preset.mixture, _sub_seed(seed, "base"),
+                                      preset.decoy_rate, exclude)
+    train(base, tok, stream, preset.base, _sub_seed(seed, "base"),
+          on_step=lambda i, _: progress("base", i + 1, preset.base.steps))
+    save(base, "base")
+    for skill in expert_skills():
+        expert = copy.deepcopy(base)
+        stream = zoo_data.training_stream({skill: 1.0}, _sub_seed(seed, skill), 0.0, exclude)
+        train(expert, tok, stream, preset.expert, _sub_seed(seed, skill),
+              on_step=lambda i, _, s=skill: progress(f"expert_{s}", i + 1,
+                                                     preset.expert.steps))
+        save(expert, f"expert_{skill}")
+    return models
+
+
+def build_zoo(out_dir: Path | str, preset: str = "default", seed: int = 0,
+              force: bool = False, progress: Progress = _noop) -> Zoo:
+    """Build (or reuse) the zoo of ``preset`` and ``seed`` in ``out_dir``."""
+    out = Path(out_dir).resolve()
+    spec = build_spec(get_preset(preset), seed)
+    digest = spec_hash(spec)
+    _check_target(out)
+    if not force and (out / MANIFEST).is_file():
+        zoo = load_zoo(out)
+        if zoo.manifest.get("spec_hash") == digest:
+            _write_yamls(zoo)
+            return zoo
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Build beside the target and swap it in, so a crash never leaves a half-built zoo.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        p = spec["preset"]
+        progress("data", 0, 1)
+        files = zoo_data.write_task_data(tmp / "data", SKILLS, p["n_search"], p["n_test"],
+                                         seed)
+        progress("data", 1, 1)
+        models = _train_models(tmp, get_preset(preset), seed, files, progress)
+        manifest = {
+            "spec_hash": digest, "spec": spec, "models": models,
+            "experts": {s: models[f"expert_{s}"] for s in expert_skills()},
+            "skills": {n: {"description": s.description, "needs": list(s.needs)}
+                       for n, s in SKILLS.items()},
+            "data": {t: {s: str(f.relative_to(tmp)) for s, f in fs.items()}
+                     for t, fs in files.items()},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    zoo = load_zoo(out)
+    _write_yamls(zoo)
+    return zoo
+
+
+def _write_yamls(zoo: Zoo) -> None:
+    files = {t: {s: zoo.split_file(t, s) for s in zoo_data.SPLITS}
+             for t in zoo.manifest["data"]}
+    write_task_yamls(zoo.task_dir, files)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every run behind the README table, one after the other (the machine is shared).
+# Usage: bash experiments/m2n2_digits/run_all.sh   (from the repository root)
+set -euo pipefail
+cd "$(dirname "$0")"
+mkdir -p results
+run() { python run.py "$@"; }
+
+run --mode scratch --method m2n2 --evals 50000 --seeds 0 1 2 --out results/scratch_m2n2.json
+run --mode scratch --method cmaes --evals 50000 --seeds 0 1 2 --out results/scratch_cmaes.json
+run --mode experts --method m2n2 --evals 10000 --seeds 0 1 2 --out results/experts_m2n2.json
+run --mode experts --method slerp-grid --out results/experts_slerp_grid.json
+for ablation in no-attraction no-split-point ga; do
+  run --mode experts --method m2n2 --ablation "$ablation" --evals 10000 --seeds 0 1 2 \
+      --out "results/experts_m2n2_${ablation}.json"
+done
+for ablation in no-attraction no-split-point ga; do
+  run --mode scratch --method m2n2 --ablation "$ablation" --evals 50000 --seeds 0 1 2 \
+      --out "results/scratch_m2n2_${ablation}.json"
+done

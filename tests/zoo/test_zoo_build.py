@@ -1,0 +1,72 @@
+import hashlib
+import shutil
+
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from evomerge.errors import ConfigError
+from evomerge.zoo.build import build_zoo, load_zoo
+from evomerge.zoo.data import SPLITS, check_disjoint, read_jsonl
+from evomerge.zoo.scoring import score_rows
+from evomerge.zoo.skills import expert_skills
+
+
+def _hashes(root):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_tiny_zoo_has_base_experts_data_and_tasks(tiny_zoo):
+    assert set(tiny_zoo.experts) == set(expert_skills())
+    for path in tiny_zoo.models.values():
+        assert (path / "model.safetensors").is_file()
+        assert AutoTokenizer.from_pretrained(path)("add:1+2=").input_ids
+    model = AutoModelForCausalLM.from_pretrained(tiny_zoo.base)
+    assert model.config.model_type == "llama"
+    for task in tiny_zoo.manifest["data"]:
+        check_disjoint({s: tiny_zoo.split_file(task, s) for s in SPLITS})
+        assert (tiny_zoo.task_dir / f"zoo_{task}_mc_test.yaml").is_file()
+
+
+def test_each_expert_beats_the_base_on_its_own_skill(tiny_zoo):
+    tok = AutoTokenizer.from_pretrained(tiny_zoo.base)
+    base = AutoModelForCausalLM.from_pretrained(tiny_zoo.base)
+    for skill, path in tiny_zoo.experts.items():
+        rows = read_jsonl(tiny_zoo.split_file(skill, "search"))
+        expert = AutoModelForCausalLM.from_pretrained(path)
+        ours = score_rows(expert, tok, rows).metrics["acc"]
+        theirs = score_rows(base, tok, rows).metrics["acc"]
+        assert ours >= theirs + 0.1, (skill, ours, theirs)
+
+
+def test_same_seed_rebuilds_bit_identical_files(tiny_zoo):
+    before = _hashes(tiny_zoo.root)
+    rebuilt = build_zoo(tiny_zoo.root, preset="tiny", seed=0, force=True)
+    assert _hashes(rebuilt.root) == before
+
+
+def test_second_build_reuses_the_cache(tiny_zoo):
+    marker = tiny_zoo.root / "models" / "base" / "model.safetensors"
+    mtime = marker.stat().st_mtime_ns
+    again = build_zoo(tiny_zoo.root, preset="tiny", seed=0)
+    assert again.manifest["spec_hash"] == tiny_zoo.manifest["spec_hash"]
+    assert marker.stat().st_mtime_ns == mtime  # nothing was retrained or rewritten
+
+
+def test_a_changed_spec_rebuilds_in_place(tmp_path, tiny_zoo):
+    folder = tmp_path / "zoo"
+    shutil.copytree(tiny_zoo.root, folder)
+    other = build_zoo(folder, preset="tiny", seed=1)
+    assert other.manifest["spec_hash"] != tiny_zoo.manifest["spec_hash"]
+    assert other.manifest["spec"]["seed"] == 1
+    assert ((other.base / "model.safetensors").read_bytes()
+            != (tiny_zoo.base / "model.safetensors").read_bytes())
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_a_zoo(tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="not a zoo"):
+        build_zoo(tmp_path, preset="tiny")
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    with pytest.raises(ConfigError, match="zoo.json is missing"):
+        load_zoo(tmp_path)
