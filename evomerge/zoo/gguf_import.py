@@ -35,6 +35,7 @@ MODES = ("perturb", "finetune")
 #: Standard deviation of the added noise: small against the weights (about 0.02 to 0.1), so
 #: the experts still work, yet distinct.
 PERTURB_SCALE = 1e-3
+_GGUF_FIELDS = ("quantization_config", "_model_name_or_path")
 FINETUNE = TrainSettings(steps=8, lr=5e-5, batch_size=8)
 
 
@@ -68,8 +69,11 @@ def import_gguf(out_dir: Path | str, gguf_path: Path | str | None = None,
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
                                                   dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # Re-create from the config so nothing GGUF-specific rides along into the folder.
-    model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    # Re-create from a clean config so nothing GGUF-specific rides along into the folder:
+    # a kept quantization_config would mark the saved model as GGUF-quantized.
+    fields = {k: v for k, v in loaded.config.to_dict().items() if k not in _GGUF_FIELDS}
+    config = type(loaded.config).from_dict(fields)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict())
     model.to(torch_dtype)
     model.config.dtype = torch_dtype

@@ -25,7 +25,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from evomerge.zoo.build import Zoo, load_zoo
 from evomerge.zoo.data import read_jsonl
-from evomerge.zoo.scoring import METRICS, score_rows
+from evomerge.zoo.scoring import METRICS, prepare, score_prepared, stop_token_ids
 from evomerge.zoo.skills import SKILLS
 
 DEFAULT_LEVELS = (0.0, 0.5, 1.0)
@@ -116,6 +116,8 @@ def measure(zoo: Zoo | Path | str, split: str = "search",
     zoo = zoo if isinstance(zoo, Zoo) else load_zoo(zoo)
     rows = {t: read_jsonl(zoo.split_file(t, split))[:limit] for t in zoo.manifest["data"]}
     tok = AutoTokenizer.from_pretrained(zoo.base)
+    prepared = {t: prepare(tok, r) for t, r in rows.items()}
+    stops = stop_token_ids(tok)
     model = AutoModelForCausalLM.from_pretrained(zoo.base)
     base = {k: v.detach().clone() for k, v in model.state_dict().items()}
     skills = list(zoo.experts)
@@ -124,7 +126,7 @@ def measure(zoo: Zoo | Path | str, split: str = "search",
 
     def score(name: str, weights: dict[str, float]) -> Point:
         model.load_state_dict(task_arithmetic(base, vectors, weights))
-        per_task = {t: score_rows(model, tok, r).metrics for t, r in rows.items()}
+        per_task = {t: score_prepared(model, p, stops).metrics for t, p in prepared.items()}
         return Point(name, weights, {m: {t: per_task[t][m] for t in rows} for m in METRICS})
 
     combos = list(itertools.product(levels, repeat=len(skills)))

@@ -6,6 +6,7 @@ ask/tell protocol (one child per step, per-sample correctness as Fitness.sample_
 
     python experiments/m2n2_digits/run.py --mode scratch --evals 50000 --seeds 0 1 2
     python experiments/m2n2_digits/run.py --mode scratch --method cmaes --seeds 0 1 2
+    python experiments/m2n2_digits/run.py --mode scratch --method cmaes --cma-sigma tpa
     python experiments/m2n2_digits/run.py --mode experts --evals 10000 --ablation ga
     python experiments/m2n2_digits/run.py --mode experts --method slerp-grid
 
@@ -75,14 +76,21 @@ def run_m2n2(train: MLP, test: MLP, evals: int, seed: int, options: dict[str, An
 
 
 def run_cmaes(train: MLP, test: MLP, evals: int, seed: int, popsize: int,
-              log_every: int) -> dict[str, Any]:
-    """pycma in separable (diagonal) mode: a full 19,210^2 covariance does not fit here."""
+              log_every: int, sigma_rule: str) -> dict[str, Any]:
+    """pycma in separable (diagonal) mode: a full 19,210^2 covariance does not fit here.
+
+    ``sigma_rule`` picks the step-size adaptation: pycma's own choice at this dimension
+    is TPA ("tpa"), whose step size collapses on the plateaus of an accuracy fitness;
+    "csa" is cumulative step-size adaptation, pycma's rule below 300 dimensions.
+    """
     import cma  # only this baseline needs it
 
+    rules = {"tpa": cma.sigma_adaptation.CMAAdaptSigmaTPA,
+             "csa": cma.sigma_adaptation.CMAAdaptSigmaCSA}
     x0 = np.random.default_rng(seed).standard_normal(N_PARAMS) * 0.01
     es = cma.CMAEvolutionStrategy(x0, 0.01, {
         "popsize": popsize, "seed": seed + 1,  # pycma treats seed 0 as "from the clock"
-        "CMA_diagonal": True, "verbose": -9})
+        "CMA_diagonal": True, "AdaptSigma": rules[sigma_rule], "verbose": -9})
     curve, done = [], 0
     # like the released baseline, run the whole budget whatever pycma's stop rules say
     while done + popsize <= evals:
@@ -123,6 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--population", type=int, default=20, help="M2N2 archive size, "
                         "CMA-ES population")
+    parser.add_argument("--cma-sigma", choices=["csa", "tpa"], default="csa",
+                        help="CMA-ES step-size rule (tpa: pycma's default at this size)")
     parser.add_argument("--expert-seed", type=int, default=42,
                         help="seed of the two experts (fixed across search seeds)")
     parser.add_argument("--log-every", type=int, default=5000)
@@ -151,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.method == "m2n2":
             result = run_m2n2(train, test, evals, seed, options, args.log_every)
         elif args.method == "cmaes":
-            result = run_cmaes(train, test, evals, seed, args.population, args.log_every)
+            result = run_cmaes(train, test, evals, seed, args.population, args.log_every,
+                               args.cma_sigma)
         else:
             result = run_slerp_grid(train, test, pair)
         result.update(seed=seed, wall_s=round(time.perf_counter() - start, 1),

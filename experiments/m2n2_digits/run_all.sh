@@ -7,7 +7,10 @@ mkdir -p results
 run() { python run.py "$@"; }
 
 run --mode scratch --method m2n2 --evals 50000 --seeds 0 1 2 --out results/scratch_m2n2.json
-run --mode scratch --method cmaes --evals 50000 --seeds 0 1 2 --out results/scratch_cmaes.json
+for rule in csa tpa; do
+  run --mode scratch --method cmaes --cma-sigma "$rule" --evals 50000 --seeds 0 1 2 \
+      --out "results/scratch_cmaes_${rule}.json"
+done
 run --mode experts --method m2n2 --evals 10000 --seeds 0 1 2 --out results/experts_m2n2.json
 run --mode experts --method slerp-grid --out results/experts_slerp_grid.json
 for ablation in no-attraction no-split-point ga; do

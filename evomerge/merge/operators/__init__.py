@@ -6,6 +6,7 @@ on import. An operator's :class:`ParamSpec` tuple is its config schema.
 >>> OPERATORS.names()  # doctest: +NORMALIZE_WHITESPACE
 ['breadcrumbs', 'breadcrumbs_ties', 'dare_linear', 'dare_ties', 'della', 'della_linear',
  'linear', 'model_stock', 'passthrough', 'slerp', 'task_arithmetic', 'ties']
+>>> import torch
 >>> ties = OPERATORS.get("ties")
 >>> params = ties.resolve_params({"weight": 1.0, "density": 0.5}, n_models=2)
 >>> ties([torch.tensor([3.0, -1.0]), torch.tensor([1.0, 2.0])], params).tolist()
@@ -13,8 +14,6 @@ on import. An operator's :class:`ParamSpec` tuple is its config schema.
 """
 
 from __future__ import annotations
-
-import torch  # noqa: F401  (used by the doctest above)
 
 from evomerge.merge.operators.lines import LINES_PARAMS, lines_scale
 from evomerge.merge.operators.linear import LINEAR

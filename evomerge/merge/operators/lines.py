@@ -14,10 +14,10 @@ is a ratio of norms; the sign election and the agreeing sum scale with s while t
 ``normalize`` divisor uses weights only; Model Stock's cosines ignore scale.
 Where it does not hold exactly: (1) the absolute epsilons -- the L1 rescale is skipped
 when a norm falls below 1e-7 and Model Stock clamps norm products at 1e-6, so tiny task
-vectors can land on different sides of those guards; (2) a scale <= 0 (alpha <= 0 or alpha + beta <= 0):
-zero gives zero either way, but a negative scale flips TIES's tie rule where the sign sum
-is exactly 0 (ties go to +); (3) float rounding. Weight operators (linear, slerp,
-passthrough) have no task vector to scale.
+vectors can land on different sides of those guards; (2) a scale <= 0 (alpha <= 0 or
+alpha + beta <= 0): zero gives zero either way, but a negative scale flips TIES's tie
+rule where the sign sum is exactly 0 (ties go to +); (3) float rounding. Weight
+operators (linear, slerp, passthrough) have no task vector to scale.
 
 >>> [lines_scale(layer, 5, alpha=0.2, beta=0.8) for layer in (0, 2, 4)]
 [0.2, 0.6000000000000001, 1.0]

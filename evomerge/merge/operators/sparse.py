@@ -96,7 +96,7 @@ class MultipliedDelta(SparseDelta):
 
 
 class MaskedDelta(MultipliedDelta):
-    """A multiplier held in full (Breadcrumbs and DELLA masks)."""
+    """A multiplier held in full (DELLA's mask, or mask / keep probability)."""
 
     def __init__(self, flat: torch.Tensor, shape: torch.Size, multiplier: torch.Tensor):
         super().__init__(flat, shape)

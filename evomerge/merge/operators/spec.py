@@ -9,10 +9,10 @@ validation, search spaces and mergekit export all read it, nothing repeats it.
 ...     fn=lambda tensors, params, *, base, generator: tensors[0])
 >>> op.resolve_params({"weight": [0.5, 1]}, n_models=2)
 {'weight': [0.5, 1.0], 'density': [1.0, 1.0]}
->>> op.resolve_params({"densty": 0.5, "weight": 1.0}, n_models=1)
+>>> op.resolve_params({"densty": 0.5, "weight": 1.0}, n_models=1)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-evomerge.errors.ConfigError: field 'densty' = 0.5: merge method 'demo' has no parameter 'densty'; did you mean 'density'? Its parameters: density, weight
+evomerge.errors.ConfigError: field 'densty' = 0.5: ... did you mean 'density'? ...
 """
 
 from __future__ import annotations

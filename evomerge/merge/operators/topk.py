@@ -17,8 +17,10 @@ Non-CPU tensors use ``torch.kthvalue``.
 
 Tie rule: entries are ordered by magnitude, larger first, then by lower flat index (a
 stable descending sort). The top k are the first k in that order, so exactly k entries
-are kept even when magnitudes repeat. mergekit's unstable argsort picks an arbitrary
-subset of tied entries; for float data from real fine-tunes ties at the cut are rare.
+are kept even when magnitudes repeat. Ties at the cut are common between bf16
+checkpoints (their task vectors take few distinct values); mergekit's unstable argsort
+then keeps an arbitrary subset of the tied entries, this rule a reproducible one. Inputs
+must not contain NaN.
 
 >>> x = torch.tensor([0.5, -3.0, 2.0, -2.0, 0.1])
 >>> top_magnitude_mask(x, 2).tolist()
