@@ -20,7 +20,7 @@ from typing import Any
 from evomerge.checkpoint.architecture import rename_layer, tensor_info
 from evomerge.errors import ConfigError
 from evomerge.merge.params import resolve_setting
-from evomerge.merge.recipe import Conditional, OutputSlice, Recipe, SliceSource
+from evomerge.merge.recipe import OutputSlice, Recipe, SliceSource, raw_setting
 
 
 @dataclass(frozen=True)
@@ -33,14 +33,6 @@ class TensorTask:
     params: dict[str, Any] = field(default_factory=dict)
     layer: int | None = None  # output layer index (for LiNeS)
     num_layers: int = 0  # output layer count
-
-
-def _raw(setting: Any) -> Any:
-    if isinstance(setting, Conditional):
-        return {"filter": setting.filter, "value": setting.value}
-    if isinstance(setting, list):
-        return [_raw(v) for v in setting]
-    return setting
 
 
 def normalized_slices(recipe: Recipe, num_layers: Callable[[str], int]) -> list[OutputSlice]:
@@ -162,7 +154,7 @@ def _resolve(op, recipe: Recipe, sl: OutputSlice, models: list[str], tensor: str
 def _first(levels, name: str, tensor: str, t: float) -> Any:
     for level in levels:
         if level and name in level:
-            v = resolve_setting(_raw(level[name]), tensor, t)
+            v = resolve_setting(raw_setting(level[name]), tensor, t)
             if v is not None:
                 return v
     return None

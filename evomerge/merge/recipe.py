@@ -25,7 +25,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from evomerge.config_io import read_yaml, validate_config
-from evomerge.merge.params import setting_values
 
 NATIVE_FORMAT = "evomerge/recipe-v1"
 DTYPES = ("float32", "float16", "bfloat16", "float64")
@@ -160,28 +159,24 @@ class Recipe(_Strict):
     def to_yaml(self) -> str:
         data = {"format": NATIVE_FORMAT, **self.to_dict()}
         data["format"] = NATIVE_FORMAT
-        return yaml.safe_dump(_plain(data), sort_keys=False)
+        return yaml.safe_dump(drop_none(data), sort_keys=False)
 
 
-def _plain(data: Any) -> Any:
-    """Conditional settings dumped by pydantic keep None filters; drop them for YAML."""
+def drop_none(data: Any) -> Any:
+    """Drop None values at every depth (pydantic keeps unset conditional filters)."""
     if isinstance(data, dict):
-        return {k: _plain(v) for k, v in data.items() if v is not None}
+        return {k: drop_none(v) for k, v in data.items() if v is not None}
     if isinstance(data, list):
-        return [_plain(v) for v in data]
+        return [drop_none(v) for v in data]
     return data
 
 
-def settings_bounds_values(recipe: Recipe) -> list[tuple[str, str, list[Scalar]]]:
-    """Every (field path, parameter name, literal values) for bounds checks."""
-    return [(path, name, setting_values(_raw(s))) for path, name, s in recipe.all_settings()]
-
-
-def _raw(setting: Setting) -> Any:
+def raw_setting(setting: Setting) -> Any:
+    """A setting as plain data (conditionals as ``{filter, value}`` dicts)."""
     if isinstance(setting, Conditional):
-        return setting.model_dump()
+        return {"filter": setting.filter, "value": setting.value}
     if isinstance(setting, list):
-        return [_raw(v) for v in setting]
+        return [raw_setting(v) for v in setting]
     return setting
 
 

@@ -10,18 +10,11 @@ from pathlib import Path
 
 from evomerge.errors import ConfigError, UnknownNameError
 from evomerge.merge.params import setting_values
-from evomerge.merge.recipe import Conditional, Recipe
+from evomerge.merge.recipe import Recipe, raw_setting
 
 
 def _literals(setting) -> list:
-    if isinstance(setting, Conditional):
-        return setting_values(setting.value)
-    if isinstance(setting, list):
-        out = []
-        for v in setting:
-            out += _literals(v)
-        return out
-    return [setting]
+    return setting_values(raw_setting(setting))
 
 
 def check_recipe(recipe: Recipe, file: Path | str | None = None) -> None:
