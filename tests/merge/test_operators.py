@@ -55,6 +55,16 @@ def test_defaults_follow_mergekit_per_method():
     assert default("ties", "density") == 1.0 and default("ties", "lambda") == 1.0
 
 
+def test_only_the_paper_rescale_is_unknown_to_mergekit():
+    from mergekit.merge_methods import get
+
+    for op in OPERATOR_LIST:
+        theirs = {p.name for p in get(op.name).spec.parameters}
+        ours = {p.name for p in op.params if p.mergekit}
+        assert ours <= theirs, op.name
+        assert {p.name for p in op.params if not p.mergekit} <= {"rescale_by_probability"}
+
+
 def test_resolve_params_fills_defaults_and_broadcasts_per_model_values():
     p = OPERATORS.get("dare_ties").resolve_params({"weight": 0.5, "density": [0.2, 1]}, 2)
     assert p["weight"] == [0.5, 0.5] and p["density"] == [0.2, 1.0]

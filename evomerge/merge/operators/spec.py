@@ -37,7 +37,8 @@ class ParamSpec:
     """One parameter of an operator; this is the config schema.
 
     ``default`` None means required. A boolean default makes the parameter a flag.
-    ``low`` / ``high`` are inclusive bounds (None: unbounded).
+    ``low`` / ``high`` are inclusive bounds (None: unbounded). ``mergekit`` False marks a
+    parameter mergekit does not have (a recipe using it cannot be exported there).
     """
 
     name: str
@@ -46,6 +47,7 @@ class ParamSpec:
     low: float | None = None
     high: float | None = None
     doc: str = ""
+    mergekit: bool = True
 
     @property
     def is_flag(self) -> bool:

@@ -61,7 +61,8 @@ INT8_MASK = ParamSpec("int8_mask", per_model=False, default=False,
                           "use, never the result")
 BY_PROBABILITY = ParamSpec("rescale_by_probability", per_model=False, default=False,
                            doc="with rescale: divide survivors by their keep probability "
-                               "(the papers) instead of matching the L1 norm (mergekit)")
+                               "(the papers) instead of matching the L1 norm (mergekit)",
+                           mergekit=False)
 
 Sparsify = Callable[[torch.Tensor, dict[str, ParamValue], int, torch.Generator | None],
                     SparseDelta]
