@@ -9,8 +9,10 @@ written into the same preallocated ``torch.nn.Module``: no disk round trip, no n
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -27,8 +29,9 @@ class LiveMerger:
     def __init__(self, models: Sequence[str], base: str | None = None, *,
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                  allow_pickle: bool = False):
-        self.models = list(dict.fromkeys(([base] if base else []) + list(models)))
-        self.base = base
+        self.models = list(dict.fromkeys(_key(m) for m in ([base] if base else []) + list(models)))
+        self.base = _key(base) if base else None
+        base = self.base
         self.device = torch.device(device)
         self.dtype = dtype
         readers = [CheckpointReader(m, allow_pickle=allow_pickle) for m in self.models]
@@ -49,17 +52,17 @@ class LiveMerger:
                     self.deltas[model] = {n: self.weights[model][n] - b[n] for n in self.names}
 
     def _fetch(self, model: str, name: str) -> torch.Tensor:
-        return self.weights[model][name]
+        return self.weights[_key(model)][name]
 
     def _fetch_delta(self, model: str, name: str) -> torch.Tensor:
-        return self.deltas[model][name]
+        return self.deltas[_key(model)][name]
 
     def plan(self, recipe: Recipe):
-        unknown = [m for m in recipe.source_models() if m not in self.weights]
+        unknown = [m for m in recipe.source_models() if _key(m) not in self.weights]
         if unknown:
             raise ConfigError(None, "models", unknown,
                               f"not among the resident sources {self.models}")
-        if recipe.base_model != self.base and recipe.base_model is not None:
+        if recipe.base_model is not None and _key(recipe.base_model) != self.base:
             raise ConfigError(None, "base_model", recipe.base_model,
                               f"the resident task vectors are relative to {self.base!r}")
         return plan_merge(recipe, lambda m: self.names)
@@ -89,3 +92,8 @@ class LiveMerger:
         with torch.device(self.device):
             model = AutoModelForCausalLM.from_config(config, dtype=dtype or self.dtype)
         return model.eval()
+
+
+def _key(model: str | Path) -> str:
+    """One spelling per model folder, so 'runs/a/' and Path('runs/a') meet."""
+    return os.path.normpath(str(model))

@@ -13,10 +13,12 @@ the torch/transformers versions: building again with the same spec reuses the fo
 (only the task YAMLs are rewritten, since they hold absolute paths); ``force=True``
 rebuilds. The same spec gives bit-identical model and data files.
 
+>>> from evomerge.zoo.presets import get_preset
+>>> spec_hash(build_spec(get_preset("tiny"), 0)) != spec_hash(build_spec(get_preset("tiny"), 1))
+True
 >>> import tempfile, pathlib
->>> out = pathlib.Path(tempfile.mkdtemp()) / "zoo"
->>> m = build_zoo(out, preset="tiny", seed=0)        # doctest: +SKIP
->>> sorted(m.models)                                 # doctest: +SKIP
+>>> zoo = build_zoo(pathlib.Path(tempfile.mkdtemp()) / "zoo", preset="tiny")  # doctest: +SKIP
+>>> sorted(zoo.models)                                                         # doctest: +SKIP
 ['base', 'expert_add', 'expert_read', 'expert_reverse', 'expert_sort']
 """
 
@@ -112,6 +114,14 @@ def load_zoo(root: Path | str) -> Zoo:
     return Zoo(root, json.loads(path.read_text()))
 
 
+def cached_zoo(root: Path | str, digest: str) -> Zoo | None:
+    """The zoo in ``root`` if it was built from the spec with hash ``digest``, else None."""
+    if not (Path(root) / MANIFEST).is_file():
+        return None
+    zoo = load_zoo(root)
+    return zoo if zoo.manifest.get("spec_hash") == digest else None
+
+
 def _check_target(out: Path) -> None:
     if out.exists() and not (out / MANIFEST).is_file() and any(out.iterdir()):
         raise ConfigError(out, None, None, "the output folder exists, is not empty and is "
@@ -154,25 +164,24 @@ def build_zoo(out_dir: Path | str, preset: str = "default", seed: int = 0,
               force: bool = False, progress: Progress = _noop) -> Zoo:
     """Build (or reuse) the zoo of ``preset`` and ``seed`` in ``out_dir``."""
     out = Path(out_dir).resolve()
-    spec = build_spec(get_preset(preset), seed)
+    chosen = get_preset(preset)
+    spec = build_spec(chosen, seed)
     digest = spec_hash(spec)
     _check_target(out)
-    if not force and (out / MANIFEST).is_file():
-        zoo = load_zoo(out)
-        if zoo.manifest.get("spec_hash") == digest:
-            _write_yamls(zoo)
-            return zoo
+    cached = None if force else cached_zoo(out, digest)
+    if cached is not None:
+        _write_yamls(cached)
+        return cached
 
     out.parent.mkdir(parents=True, exist_ok=True)
     # Build beside the target and swap it in, so a crash never leaves a half-built zoo.
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
-        p = spec["preset"]
         progress("data", 0, 1)
-        files = zoo_data.write_task_data(tmp / "data", SKILLS, p["n_search"], p["n_test"],
-                                         seed)
+        files = zoo_data.write_task_data(tmp / "data", SKILLS, chosen.n_search,
+                                         chosen.n_test, seed)
         progress("data", 1, 1)
-        models = _train_models(tmp, get_preset(preset), seed, files, progress)
+        models = _train_models(tmp, chosen, seed, files, progress)
         manifest = {
             "spec_hash": digest, "spec": spec, "models": models,
             "experts": {s: models[f"expert_{s}"] for s in expert_skills()},

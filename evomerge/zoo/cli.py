@@ -50,7 +50,10 @@ def _user_errors():
 
 @click.group("zoo", help="The toy model zoo: tiny Llama models and local tasks built here.")
 def zoo() -> None:
-    pass
+    # Progress is shown with rich; transformers' per-file bars would only interleave.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 @zoo.command("build")

@@ -27,6 +27,7 @@ from evomerge.zoo.build import Zoo, load_zoo
 from evomerge.zoo.data import read_jsonl
 from evomerge.zoo.scoring import METRICS, prepare, score_prepared, stop_token_ids
 from evomerge.zoo.skills import SKILLS
+from evomerge.zoo.train import deterministic
 
 DEFAULT_LEVELS = (0.0, 0.5, 1.0)
 
@@ -139,7 +140,9 @@ def measure(zoo: Zoo | Path | str, split: str = "search",
         if on_point is not None:
             on_point(done, total)
 
-    with torch.no_grad():
+    # One thread: on a shared machine, several OpenMP threads of a tiny model mostly wait
+    # for each other (a grid of small forward passes ran 20 times slower with two).
+    with torch.no_grad(), deterministic(seed=0, threads=1):
         base_pt = score("base", {})
         tick()
         experts = {}

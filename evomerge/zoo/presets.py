@@ -59,10 +59,9 @@ PRESETS.register("default", Preset(
 ))
 PRESETS.register("large", Preset(
     name="large",
-    shape=ModelShape(hidden=256, layers=6, heads=8),
-    base=TrainSettings(steps=1500, lr=1e-3, batch_size=64, warmup=50, schedule="cosine"),
-    expert=TrainSettings(steps=100, lr=2e-4, batch_size=32),
-    n_search=300, n_test=300,
+    shape=ModelShape(hidden=192, layers=6, heads=6),
+    base=TrainSettings(steps=600, lr=1e-3, batch_size=64, warmup=30, schedule="cosine"),
+    expert=TrainSettings(steps=60, lr=2e-4, batch_size=32),
 ))
 
 

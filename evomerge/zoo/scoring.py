@@ -45,7 +45,7 @@ class PreparedTask:
 
     ``ids``/``mask``: one right-padded sequence per (document, choice); ``choice_mask``
     marks the positions whose *next* token is a choice token; ``stop_pos`` is the position
-    whose next token ends the answer; ``label_row`` indexes each document's right choice.
+    whose next token ends the answer; ``labels`` holds each document's right choice.
     """
 
     doc_ids: list[str]
@@ -88,6 +88,7 @@ def score_prepared(model: PreTrainedModel, task: PreparedTask, stop_ids: Sequenc
     was_training = model.training
     model.eval()
     totals, exact = [], []
+    stops = torch.tensor(sorted(set(stop_ids)))
     for start in range(0, len(task.ids), batch_size):
         sl = slice(start, start + batch_size)
         ids, mask = task.ids[sl], task.mask[sl]
@@ -100,7 +101,6 @@ def score_prepared(model: PreTrainedModel, task: PreparedTask, stop_ids: Sequenc
         pred = logprobs.argmax(-1)
         answer_ok = ((pred == nxt) | ~cmask).all(-1)
         stop_pred = pred.gather(-1, task.stop_pos[sl, None])[:, 0]
-        stops = torch.tensor(sorted(set(stop_ids)))
         exact.append(answer_ok & torch.isin(stop_pred, stops))
     model.train(was_training)
     n, k = len(task.doc_ids), task.n_choices

@@ -61,7 +61,7 @@ class Example:
 @dataclass(frozen=True)
 class Problem:
     """A drawn instance: the prompt, its target and decoy answers, and the alphabet near
-    misses are made from (``numeric`` keeps a non-zero lead digit)."""
+    misses are made from (``numeric`` keeps a non-zero leading digit)."""
 
     prompt: str
     target: str
@@ -89,7 +89,7 @@ def near_misses(answer: str, alphabet: str, rng: random.Random, k: int,
                 numeric: bool = False, avoid: tuple[str, ...] = ()) -> list[str]:
     """``k`` distinct strings of the same length as ``answer`` that differ from it slightly
     (two neighbours swapped, or one character replaced), none equal to ``answer`` or in
-    ``avoid``. Numbers keep a non-zero lead digit.
+    ``avoid``. Numbers keep a non-zero leading digit.
 
     >>> m = near_misses("123", DIGITS, random.Random(1), k=3, numeric=True)
     >>> len(set(m)) == 3 and "123" not in m and all(len(x) == 3 and x[0] != "0" for x in m)

@@ -25,6 +25,7 @@ def sort_model(tiny_zoo, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_lm_eval_matches_the_zoo_scoring_per_document(tiny_zoo, sort_model):
     import lm_eval
     from lm_eval.tasks import TaskManager
