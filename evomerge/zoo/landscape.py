@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from evomerge.merge.live import LiveMerger
+from evomerge.merge.recipe import Recipe, load_recipe_dict
 from evomerge.zoo.build import Zoo, load_zoo
 from evomerge.zoo.data import read_jsonl
 from evomerge.zoo.scoring import METRICS, prepare, score_prepared, stop_token_ids
@@ -88,25 +90,12 @@ def pareto_front(points: Sequence[Point], metric: str, tasks: Sequence[str]) -> 
     return [p for p in points if not any(dominates(q, p) for q in points if q is not p)]
 
 
-def task_arithmetic(base: dict[str, torch.Tensor], vectors: dict[str, dict[str, torch.Tensor]],
-                    weights: dict[str, float]) -> dict[str, torch.Tensor]:
-    """θ_base + Σ λ_m τ_m over the named task vectors.
-
-    >>> b = {"w": torch.zeros(2)}
-    >>> task_arithmetic(b, {"x": {"w": torch.ones(2)}}, {"x": 0.5})["w"].tolist()
-    [0.5, 0.5]
-    """
-    out = {k: v.clone() for k, v in base.items()}
-    for name, lam in weights.items():
-        if lam:
-            for k, tau in vectors[name].items():
-                out[k].add_(tau, alpha=lam)
-    return out
-
-
-def _state(path: Path) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone()
-            for k, v in AutoModelForCausalLM.from_pretrained(path).state_dict().items()}
+def task_arithmetic_recipe(zoo: Zoo, weights: dict[str, float]) -> Recipe:
+    """θ_base + Σ λ_m τ_m over the zoo's experts (unnamed experts weigh 0)."""
+    return load_recipe_dict({
+        "merge_method": "task_arithmetic", "base_model": str(zoo.base),
+        "models": [{"model": str(path), "parameters": {"weight": float(weights.get(s, 0.0))}}
+                   for s, path in zoo.experts.items()]})
 
 
 def measure(zoo: Zoo | Path | str, split: str = "search",
@@ -119,14 +108,13 @@ def measure(zoo: Zoo | Path | str, split: str = "search",
     tok = AutoTokenizer.from_pretrained(zoo.base)
     prepared = {t: prepare(tok, r) for t, r in rows.items()}
     stops = stop_token_ids(tok)
+    # the same in-memory build a search worker runs: sources resident, task vectors once
+    merger = LiveMerger([str(p) for p in zoo.experts.values()], base=str(zoo.base))
     model = AutoModelForCausalLM.from_pretrained(zoo.base)
-    base = {k: v.detach().clone() for k, v in model.state_dict().items()}
     skills = list(zoo.experts)
-    vectors = {s: {k: v - base[k] for k, v in _state(p).items()}
-               for s, p in zoo.experts.items()}
 
     def score(name: str, weights: dict[str, float]) -> Point:
-        model.load_state_dict(task_arithmetic(base, vectors, weights))
+        merger.build(task_arithmetic_recipe(zoo, weights), model)
         per_task = {t: score_prepared(model, p, stops).metrics for t, p in prepared.items()}
         return Point(name, weights, {m: {t: per_task[t][m] for t in rows} for m in METRICS})
 
