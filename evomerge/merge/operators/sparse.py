@@ -52,7 +52,7 @@ class SparseDelta:
         out = self.values(0, self.numel, torch.empty_like(self.flat)).clone()
         return out.mul_(self.scale).view(self.shape)
 
-    def l1_norms(self, chunk: int = 1 << 17) -> tuple[float, float]:
+    def l1_norms(self, chunk: int = 1 << 22) -> tuple[float, float]:
         """(L1 norm of the task vector, L1 norm of the kept entries), one chunked pass."""
         before = after = 0.0
         scratch = torch.empty(min(chunk, self.numel), dtype=self.flat.dtype,
@@ -80,7 +80,7 @@ class MultipliedDelta(SparseDelta):
         multiplier = self.multiplier(start, stop, scratch)
         return torch.mul(self.flat[start:stop], multiplier, out=scratch)
 
-    def l1_norms(self, chunk: int = 1 << 17) -> tuple[float, float]:
+    def l1_norms(self, chunk: int = 1 << 22) -> tuple[float, float]:
         # |tau * m| = |tau| * m for m >= 0: one dot product per chunk, no kept copy
         before = after = 0.0
         size = min(chunk, self.numel)

@@ -230,7 +230,7 @@ def _equal_positions(flat: torch.Tensor, value: float) -> np.ndarray:
 
 
 #: entries per pass of the chunked scans: the working set stays in cache
-SCAN_CHUNK = 1 << 17
+SCAN_CHUNK = 1 << 22  # large for the reason given at combine.COMBINE_CHUNK
 
 
 def _magnitude_chunks(flat: torch.Tensor):
