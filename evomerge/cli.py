@@ -26,7 +26,24 @@ def parse_size(text: str, option: str = "--out-shard-size") -> int:
     return int(float(m.group(1)) * SIZE_UNITS[m.group(2)])
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """Subcommand groups whose imports are heavy load only when they are called."""
+
+    lazy = {"zoo": "evomerge.zoo.cli:zoo"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            import importlib
+
+            module, attr = self.lazy[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="evomerge")
 def cli() -> None:
     """Evolutionary search over language-model merges."""
@@ -86,18 +103,8 @@ def _check_device(device: str) -> None:
         raise ConfigError(None, "--device", device, "must be cpu, cuda or cuda:N")
 
 
-def _mount_optional_groups() -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("evomerge.zoo.cli") is not None:
-        from evomerge.zoo.cli import zoo
-
-        cli.add_command(zoo)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print one message and exit with status 2."""
-    _mount_optional_groups()
     try:
         cli.main(args=argv, prog_name="evomerge", standalone_mode=False)
     except EvomergeError as exc:

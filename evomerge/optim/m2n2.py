@@ -180,6 +180,8 @@ class M2N2(Optimizer):
                 self._columns = ScoreColumns.from_fitness(fit, cand.uid)
             row = self._columns.row(fit, cand.uid)
             pending = self._pending.pop(cand.uid, None)
+            if cand.uid in self._queue:  # a starting member told before it was asked
+                self._queue.remove(cand.uid)
             if pending is not None:
                 genome, parents = pending.genome, pending.parents
             else:

@@ -23,6 +23,7 @@ from typing import Any
 from evomerge.errors import ConfigError
 from evomerge.optim.base import OPTIMIZERS, ObjectiveSpec, Optimizer
 from evomerge.optim.cmaes import CMAES
+from evomerge.optim.m2n2 import M2N2
 from evomerge.optim.map_nested import NestedMapOptimizer
 from evomerge.optim.map_opt import MapOptimizer
 from evomerge.optim.nevergrad_opt import NevergradOptimizer
@@ -65,6 +66,9 @@ BACKENDS: tuple[tuple[type[Optimizer], Capabilities], ...] = (
     (OptunaOptimizer, Capabilities(multi_objective=True)),
     (RandomSearch, BASELINE),
     (SobolSearch, BASELINE),
+    # M2N2 carries whole parameter vectors (or coefficient matrices) in params; its digits
+    # experiment is its benchmark
+    (M2N2, Capabilities(box=False, beats_random_single=False)),
     # MAP's budget is its sampling plan and its own tests measure its fronts
     (MapOptimizer, Capabilities(multi_objective=True, beats_random_single=False)),
     (NestedMapOptimizer, Capabilities(single_objective=False, multi_objective=True,

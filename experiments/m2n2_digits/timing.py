@@ -49,9 +49,11 @@ def main() -> None:
 
     for _ in range(100):   # fill the archive first: steady state is what a run costs
         step()
-    print(f"forward pass, 1437 images (MLP.correct):  {cpu_ms(lambda: train.correct(vector), 500):.3f} ms CPU")
-    print(f"Fitness record with per-sample scores:    {cpu_ms(lambda: train.fitness(vector), 500):.3f} ms CPU")
-    print(f"whole M2N2 step (ask, decode, eval, tell): {cpu_ms(step, 500):.3f} ms CPU")
+    calls = [("forward pass, 1437 images (MLP.correct): ", lambda: train.correct(vector)),
+             ("Fitness record with per-sample scores:   ", lambda: train.fitness(vector)),
+             ("whole M2N2 step (ask, decode, eval, tell):", step)]
+    for label, call in calls:
+        print(f"{label} {cpu_ms(call, 500):.3f} ms CPU")
 
 
 if __name__ == "__main__":

@@ -241,6 +241,18 @@ def test_failed_results_are_not_inserted_and_foreign_candidates_are():
     np.testing.assert_array_equal(candidate_vector(opt.best().candidate), TARGET)
 
 
+def test_a_starting_member_told_before_it_is_asked_is_not_asked_again():
+    # a replayed journal: a fresh optimizer with the same seed learns the result for
+    # its second starting member (same uid) before asking anything
+    options = {"seed": 6, "initial": [np.zeros(6, np.float32), TARGET]}
+    first, second = M2N2(6, **options).ask(2)
+    opt = M2N2(6, **options)
+    opt.tell([(second, toy_fitness(TARGET))])
+    asked = opt.ask(2)
+    assert [c.uid for c in asked][0] == first.uid
+    assert asked[1].meta["m2n2"]["role"] == "child"
+
+
 def test_history_drops_vectors_and_sample_scores():
     opt = M2N2(6, seed=3)
     run_steps(opt, 3)
