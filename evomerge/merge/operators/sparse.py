@@ -18,6 +18,8 @@ random ones (DARE, DELLA) in :mod:`evomerge.merge.operators.random_drop`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 
 from evomerge.merge.operators.spec import in_compute_dtype
@@ -70,11 +72,12 @@ class SparseDelta:
         return self
 
 
-class MultipliedDelta(SparseDelta):
+class MultipliedDelta(SparseDelta, ABC):
     """The task vector times a per-entry multiplier >= 0 (0 drops; 1 or 1/p keeps)."""
 
+    @abstractmethod
     def multiplier(self, start: int, stop: int, scratch: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The multiplier of entries ``start:stop`` (may fill and return ``scratch``)."""
 
     def values(self, start: int, stop: int, scratch: torch.Tensor) -> torch.Tensor:
         multiplier = self.multiplier(start, stop, scratch)
