@@ -68,6 +68,15 @@ def uniform_lanes(numel: int, generator: torch.Generator,
     return words.view(torch.int16)[:numel]
 
 
+def _all_or_nothing(tau: torch.Tensor, density: float) -> SparseDelta | None:
+    """Density 1 keeps the task vector untouched, density 0 keeps nothing; else None."""
+    if density >= 1:
+        return dense(tau)
+    if density <= 0:
+        return zero_like(tau)
+    return None
+
+
 def drop_random(tau: torch.Tensor, density: float, generator: torch.Generator | None,
                 rescale: Rescale) -> SparseDelta:
     """DARE (mergekit ``random``): keep each entry with probability ``density``.
@@ -75,10 +84,8 @@ def drop_random(tau: torch.Tensor, density: float, generator: torch.Generator | 
     density >= 1 returns the task vector untouched, density <= 0 keeps nothing.
     """
     _require(generator, "DARE")
-    if density >= 1:
-        return dense(tau)
-    if density <= 0:
-        return zero_like(tau)
+    if (edge := _all_or_nothing(tau, density)) is not None:
+        return edge
     tau = in_compute_dtype(tau)
     level = keep_level(density)
     kept = RandomKeepDelta(tau.reshape(-1), tau.shape,
@@ -109,10 +116,8 @@ def drop_by_rank(tau: torch.Tensor, density: float, epsilon: float,
     True
     """
     _require(generator, "DELLA")
-    if density >= 1:
-        return dense(tau)
-    if density <= 0:
-        return zero_like(tau)
+    if (edge := _all_or_nothing(tau, density)) is not None:
+        return edge
     tau = in_compute_dtype(tau)
     # rank along dim 1 as mergekit does: move it last, rows are everything else
     rows = tau.reshape(1, -1) if tau.dim() < 2 else tau.movedim(1, -1)
