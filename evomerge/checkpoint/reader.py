@@ -198,14 +198,17 @@ class CheckpointReader:
         return numel * self.dtype(name).itemsize
 
     def get(self, name: str, device: torch.device | str = "cpu",
-            dtype: torch.dtype | None = None) -> torch.Tensor:
+            dtype: torch.dtype | None = None, copy: bool = True) -> torch.Tensor:
         """Load one tensor onto ``device``, cast to ``dtype`` when given.
 
-        The result is always a fresh tensor: safetensors hands out views on its memory map,
-        and an in-place edit of such a view would show up in the next read.
+        The result is a fresh tensor: safetensors hands out views on its memory map, and an
+        in-place edit of such a view would show up in the next read. ``copy=False`` hands
+        out that view when no cast or move is needed, for a caller that only reads it (a
+        disk-to-disk merge, whose operators never write to their inputs) and so saves a
+        pass over memory.
         """
         handle, stored = self._resolve(name)
-        return handle.get(stored).to(device=device, dtype=dtype, copy=True)
+        return handle.get(stored).to(device=device, dtype=dtype, copy=copy)
 
     # -- lifetime --------------------------------------------------------------------
 

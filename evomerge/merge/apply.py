@@ -10,6 +10,8 @@ from collections.abc import Callable
 import torch
 
 from evomerge.merge.operators import OPERATORS, lines_scale, tensor_generator
+from evomerge.merge.operators.combine import linear_combination
+from evomerge.merge.operators.spec import MergeOperator, compute_dtype
 from evomerge.merge.plan import TensorTask
 from evomerge.merge.recipe import Recipe
 
@@ -27,6 +29,8 @@ def merged_tensor(recipe: Recipe, task: TensorTask, fetch: Fetch,
     deltas are computed here from the fetched tensors.
     """
     op = OPERATORS.get(recipe.merge_method)
+    if op.coefficients is not None and task.inputs:
+        return _combined(op, recipe, task, fetch, fetch_delta, out)
     gen = tensor_generator(recipe.seed, task.out_name, device=device) if op.random else None
     base = fetch(*task.base) if task.base is not None else None
     if op.kind == "delta":
@@ -37,8 +41,7 @@ def merged_tensor(recipe: Recipe, task: TensorTask, fetch: Fetch,
         if not inputs:  # only the base contributes
             return _store(base, out)
         delta = op.fn(inputs, task.params, base=base, generator=gen)
-        scale = 1.0 if recipe.lines is None else lines_scale(
-            task.layer, task.num_layers, recipe.lines.alpha, recipe.lines.beta)
+        scale = _lines_scale(recipe, task)
         if out is not None and out.dtype == base.dtype and out.device == base.device:
             # one fused pass into the live parameter; the operator's output may alias an
             # input (a cached task vector), so it is never modified in place
@@ -46,6 +49,44 @@ def merged_tensor(recipe: Recipe, task: TensorTask, fetch: Fetch,
         return _store(torch.add(base, delta, alpha=scale), out)
     inputs = [fetch(m, n) for m, n in task.inputs]
     return _store(op.fn(inputs, task.params, base=base, generator=gen), out)
+
+
+def _combined(op: MergeOperator, recipe: Recipe, task: TensorTask, fetch: Fetch,
+              fetch_delta: Fetch | None, out: torch.Tensor | None) -> torch.Tensor:
+    """A method whose result is a linear combination of its inputs, in one sweep.
+
+    Delta methods use the cached task vectors when there are any (``base + sum c tau``);
+    otherwise they fold the base into the coefficients of the raw tensors,
+    ``(1 - sum c) base + sum c theta``, so no task vector is ever materialized.
+    """
+    inputs = [fetch(m, n) for m, n in task.inputs]
+    if op.kind == "delta":
+        base = fetch(*task.base)
+        taus = [fetch_delta(m, n) for m, n in task.inputs] if fetch_delta else inputs
+        scale = _lines_scale(recipe, task)
+        coefficients = [scale * c for c in op.coefficients(taus, task.params)]
+        if fetch_delta:
+            terms = [(base, 1.0), *zip(taus, coefficients)]
+        else:
+            terms = [(base, 1.0 - sum(coefficients)), *zip(inputs, coefficients)]
+    else:
+        terms = list(zip(inputs, op.coefficients(inputs, task.params)))
+    first = terms[0][0]
+    dtype = compute_dtype(first)
+    if any(t.dtype != dtype for t, _ in terms):
+        terms = [(t.to(dtype), c) for t, c in terms]
+    if out is not None and out.dtype == dtype and out.device == first.device:
+        return linear_combination(terms, out)
+    merged = linear_combination(terms, torch.empty(first.shape, dtype=dtype,
+                                                   device=first.device))
+    return _store(merged, out)
+
+
+def _lines_scale(recipe: Recipe, task: TensorTask) -> float:
+    """LiNeS's factor for this tensor's merged task vector (1 without LiNeS)."""
+    if recipe.lines is None:
+        return 1.0
+    return lines_scale(task.layer, task.num_layers, recipe.lines.alpha, recipe.lines.beta)
 
 
 def _store(value: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:

@@ -7,8 +7,10 @@ inputs are read (memory-mapped), merged, cast, handed to the writer, and dropped
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,64 @@ from evomerge.merge.recipe import Recipe
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16,
           "bfloat16": torch.bfloat16, "float64": torch.float64}
+
+
+class OutputBuffers:
+    """Reusable output tensors, one per write slot, grown to the largest tensor seen.
+
+    A fresh multi-megabyte tensor costs a page fault per 4 KB page the first time it is
+    written (the allocator returns large blocks to the system on free), as much as the
+    merge arithmetic itself; reusing a few buffers pays that once.
+    """
+
+    def __init__(self, device: str):
+        self.device = device
+        self._flat: dict[int, torch.Tensor] = {}
+
+    def get(self, slot: int, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        numel = math.prod(shape)
+        flat = self._flat.get(slot)
+        if flat is None or flat.dtype != dtype or flat.numel() < numel:
+            flat = self._flat[slot] = torch.empty(numel, dtype=dtype, device=self.device)
+        return flat[:numel].view(shape)
+
+
+class BackgroundWrites:
+    """Hands finished tensors to the checkpoint writer on a second thread.
+
+    Writing a tensor to its shard (a copy into the page cache) and merging the next one
+    both release the GIL, so they overlap. At most ``SLOTS`` tensors are in flight; a slot
+    is reused only after its write has finished, so the buffer behind it is free again.
+    A failed write is raised in the merging thread at its next call.
+    """
+
+    SLOTS = 2
+
+    def __init__(self, writer: CheckpointWriter):
+        self.writer = writer
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evomerge-write")
+        self._pending: dict[int, Future] = {}
+        self._next = 0
+
+    def free_slot(self) -> int:
+        slot, self._next = self._next, (self._next + 1) % self.SLOTS
+        pending = self._pending.pop(slot, None)
+        if pending is not None:
+            pending.result()
+        return slot
+
+    def add(self, slot: int, name: str, tensor: torch.Tensor) -> None:
+        self._pending[slot] = self._pool.submit(self.writer.add, name, tensor)
+
+    def wait(self) -> None:
+        for slot in list(self._pending):
+            self._pending.pop(slot).result()
+
+    def __enter__(self) -> BackgroundWrites:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True)
 
 
 @dataclass
@@ -70,21 +130,31 @@ def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
     compute = torch.float64 if dtype == "float64" else torch.float32
 
     def fetch(model: str, name: str) -> torch.Tensor:
-        return readers[model].get(name, device=device, dtype=compute)
+        # read-only views on the memory maps: operators never write to their inputs
+        return readers[model].get(name, device=device, dtype=compute, copy=False)
 
+    buffers = OutputBuffers(device)
     written = 0
     with contextlib.ExitStack() as stack:
         writer = stack.enter_context(CheckpointWriter(
             out_dir, max_shard_bytes=max_shard_bytes, overwrite=overwrite,
             copy_from=tokenizer_from))
+        # exits before the writer does: pending writes finish (or fail) before the
+        # output folder is committed or removed
+        background = stack.enter_context(BackgroundWrites(writer))
         for i, task in enumerate(tasks):
             first_model, first_name = task.inputs[0] if task.inputs else task.base
-            value = merged_tensor(recipe, task, fetch, device=device)
-            value = value.to(output_dtype(recipe, dtype, readers[first_model], first_name))
-            writer.add(task.out_name, value.cpu())
+            reader = readers[first_model]
+            target_dtype = output_dtype(recipe, dtype, reader, first_name)
+            slot = background.free_slot()
+            out = buffers.get(slot, reader.shape(first_name), compute)
+            value = merged_tensor(recipe, task, fetch, device=device, out=out)
+            value = value.to(target_dtype).cpu()
+            background.add(slot, task.out_name, value)
             written += value.numel() * value.element_size()
             if progress:
                 progress(i + 1, len(tasks))
+        background.wait()
         writer.write_config(_output_config(recipe, config_source, tasks, dtype))
     for r in readers.values():
         r.close()

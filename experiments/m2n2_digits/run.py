@@ -52,10 +52,11 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 DEFAULT_EVALS = {"scratch": 50_000, "experts": 10_000}
 
 
-def experts(x: torch.Tensor, y: torch.Tensor, seed: int) -> list[np.ndarray]:
+def experts(x: torch.Tensor, y: torch.Tensor, seed: int, lr: float) -> list[np.ndarray]:
     """Two networks pre-trained on the training images of digits 0-4 and 5-9."""
     low = y < 5
-    return [train_expert(x[low], y[low], seed), train_expert(x[~low], y[~low], seed + 1)]
+    return [train_expert(x[low], y[low], seed, lr=lr),
+            train_expert(x[~low], y[~low], seed + 1, lr=lr)]
 
 
 def run_m2n2(train: MLP, test: MLP, evals: int, seed: int, options: dict[str, Any],
@@ -133,8 +134,11 @@ def main(argv: list[str] | None = None) -> None:
                         "CMA-ES population")
     parser.add_argument("--cma-sigma", choices=["csa", "tpa"], default="csa",
                         help="CMA-ES step-size rule (tpa: pycma's default at this size)")
-    parser.add_argument("--expert-seed", type=int, default=42,
-                        help="seed of the two experts (fixed across search seeds)")
+    parser.add_argument("--expert-seeds", type=int, nargs="+", default=[42],
+                        help="one expert pair per seed (each pair is searched with every "
+                        "--seeds seed)")
+    parser.add_argument("--expert-lr", type=float, default=0.003,
+                        help="Adam learning rate of the experts' 10 steps (released: 0.003)")
     parser.add_argument("--log-every", type=int, default=5000)
     parser.add_argument("--out", type=Path, default=Path("results.json"))
     args = parser.parse_args(argv)
@@ -148,36 +152,40 @@ def main(argv: list[str] | None = None) -> None:
     (x_train, y_train), (x_test, y_test) = load_split()
     train, test = MLP(x_train, y_train), MLP(x_test, y_test)
     options = {"population": args.population, **ABLATIONS[args.ablation]}
-    pair = experts(x_train, y_train, args.expert_seed) if args.mode == "experts" else None
-    if pair is not None:
-        options["initial"] = pair
-        for name, e in zip(("digits 0-4", "digits 5-9"), pair):
-            print(f"expert {name}: train {train.accuracy(e):.4f} test {test.accuracy(e):.4f}")
+    pairs = {None: None} if args.mode == "scratch" else {
+        e: experts(x_train, y_train, e, args.expert_lr) for e in args.expert_seeds}
 
     runs = []
-    for seed in args.seeds if args.method != "slerp-grid" else [args.expert_seed]:
-        print(f"{args.method} {args.mode} ablation={args.ablation} seed={seed}", flush=True)
-        start, cpu_start = time.perf_counter(), time.process_time()
-        if args.method == "m2n2":
-            result = run_m2n2(train, test, evals, seed, options, args.log_every)
-        elif args.method == "cmaes":
-            result = run_cmaes(train, test, evals, seed, args.population, args.log_every,
-                               args.cma_sigma)
-        else:
-            result = run_slerp_grid(train, test, pair)
-        result.update(seed=seed, wall_s=round(time.perf_counter() - start, 1),
-                      cpu_s=round(time.process_time() - cpu_start, 1))
-        print(f"  -> test {result['test_accuracy']:.4f} in {result['wall_s']} s "
-              f"({result['cpu_s']} s CPU)", flush=True)
-        runs.append(result)
+    for expert_seed, pair in pairs.items():
+        if pair is not None:
+            options["initial"] = pair
+            for name, e in zip(("digits 0-4", "digits 5-9"), pair):
+                print(f"expert {name} (seed {expert_seed}): train {train.accuracy(e):.4f} "
+                      f"test {test.accuracy(e):.4f}")
+        for seed in args.seeds if args.method != "slerp-grid" else [expert_seed]:
+            print(f"{args.method} {args.mode} ablation={args.ablation} seed={seed}", flush=True)
+            start, cpu_start = time.perf_counter(), time.process_time()
+            if args.method == "m2n2":
+                result = run_m2n2(train, test, evals, seed, options, args.log_every)
+            elif args.method == "cmaes":
+                result = run_cmaes(train, test, evals, seed, args.population, args.log_every,
+                                   args.cma_sigma)
+            else:
+                result = run_slerp_grid(train, test, pair)
+            result.update(seed=seed, expert_seed=expert_seed,
+                          wall_s=round(time.perf_counter() - start, 1),
+                          cpu_s=round(time.process_time() - cpu_start, 1))
+            if pair is not None:
+                result["experts"] = [{"train_accuracy": train.accuracy(e),
+                                      "test_accuracy": test.accuracy(e)} for e in pair]
+            print(f"  -> test {result['test_accuracy']:.4f} in {result['wall_s']} s "
+                  f"({result['cpu_s']} s CPU)", flush=True)
+            runs.append(result)
 
     tests = np.array([r["test_accuracy"] for r in runs])
     report = {
         "config": {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                    "evals": evals},
-        "experts": None if pair is None else [
-            {"train_accuracy": train.accuracy(e), "test_accuracy": test.accuracy(e)}
-            for e in pair],
         "runs": runs,
         "test_accuracy_mean": float(tests.mean()),
         "test_accuracy_std": float(tests.std()),

@@ -322,3 +322,42 @@ def test_dtypes_float64_stays_float64_and_bf16_computes_in_float32():
     assert got.dtype == torch.float32
     want = merge("ties", [t.bfloat16().float() for t in taus], weight=1.0, density=0.5)
     assert torch.equal(got, want)
+
+
+# --- the fused linear-combination path --------------------------------------------
+
+@pytest.mark.parametrize("method, params", [
+    ("linear", {"weight": [0.3, 1.2, 0.5]}),
+    ("linear", {"weight": [0.3, 1.2, 0.5], "normalize": False}),
+    ("linear", {"weight": [0.25, 0.75]}),  # coefficients sum to 1: one lerp
+    ("task_arithmetic", {"weight": [0.7, -0.4], "lambda": 1.5}),
+    ("task_arithmetic", {"weight": [1.0, 0.5], "normalize": True}),
+    ("slerp", {"t": 0.3}),
+])
+def test_coefficients_reproduce_the_operator(method, params):
+    """Where a method declares coefficients, sum_m c_m * t_m is its result: the engine's
+    one-sweep path and the operator's own definition agree."""
+    from evomerge.merge.operators.combine import linear_combination
+
+    op = OPERATORS.get(method)
+    n = 2 if method == "slerp" or len(params.get("weight", [0, 0])) == 2 else 3
+    tensors = [randn(7, 5, seed=i) for i in range(n)]
+    resolved = op.resolve_params(params, n)
+    want = op(tensors, resolved)
+    terms = list(zip(tensors, op.coefficients(tensors, resolved)))
+    got = linear_combination(terms, torch.empty(7, 5))
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+
+
+def test_only_methods_that_are_linear_in_their_inputs_declare_coefficients():
+    linear = {op.name for op in OPERATOR_LIST if op.coefficients is not None}
+    assert linear == {"linear", "task_arithmetic", "slerp"}
+
+
+def test_linear_combination_writes_in_place_and_skips_zero_terms():
+    from evomerge.merge.operators.combine import linear_combination
+
+    out = torch.full((3,), 9.0)
+    a, b = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([float("nan")] * 3)
+    assert linear_combination([(a, 2.0), (b, 0.0)], out) is out
+    assert out.tolist() == [2.0, 4.0, 6.0]

@@ -103,3 +103,36 @@ def sign_consensus(deltas: Sequence[SparseDelta], weights: Sequence[float],
             torch.eq(divisor, 0, out=agree)
             acc.div_(divisor.add_(agree))
     return out
+
+
+def linear_combination(terms: Sequence[tuple[torch.Tensor, float]],
+                       out: torch.Tensor) -> torch.Tensor:
+    """``out = sum_m c_m * t_m`` for ``(t_m, c_m)`` in ``terms``, written in place.
+
+    Memory traffic is what this costs, so it takes the fewest passes torch offers: two
+    terms whose coefficients sum to 1 are one ``lerp``, a leading coefficient of 1 folds
+    the first two terms into one ``add``, and every further term is one ``add_``. ``out``
+    must not alias an input. Terms with coefficient 0 are skipped.
+
+    >>> a, b, c = torch.tensor([1.0, 2.0]), torch.tensor([3.0, 6.0]), torch.tensor([1.0, 1.0])
+    >>> linear_combination([(a, 0.25), (b, 0.75)], torch.empty(2)).tolist()
+    [2.5, 5.0]
+    >>> linear_combination([(a, 1.0), (b, 0.5), (c, -1.0)], torch.empty(2)).tolist()
+    [1.5, 4.0]
+    >>> linear_combination([(a, 0.0)], torch.empty(2)).tolist()
+    [0.0, 0.0]
+    """
+    live = [(t, float(c)) for t, c in terms if c != 0]
+    if not live:
+        return out.zero_()
+    (first, c0), rest = live[0], live[1:]
+    if len(rest) == 1 and c0 + rest[0][1] == 1.0:
+        return torch.lerp(first, rest[0][0], rest[0][1], out=out)
+    if rest and c0 == 1.0:
+        torch.add(first, rest[0][0], alpha=rest[0][1], out=out)
+        rest = rest[1:]
+    else:
+        torch.mul(first, c0, out=out)
+    for tensor, coefficient in rest:
+        out.add_(tensor, alpha=coefficient)
+    return out

@@ -33,6 +33,14 @@ def linear(tensors: list[torch.Tensor], params: dict[str, ParamValue], *,
     return merged.view(tensors[0].shape)
 
 
+def linear_coefficients(tensors: list[torch.Tensor],
+                        params: dict[str, ParamValue]) -> list[float]:
+    """Each tensor's factor in the result: its weight, over the weight sum if normalized."""
+    weights = [float(w) for w in params["weight"]]
+    total = sum(weights) if params["normalize"] else 1.0
+    return [w / total for w in weights]
+
+
 def _check(params: dict[str, ParamValue]) -> None:
     total = float(sum(params["weight"]))
     if params["normalize"] and abs(total) < MIN_WEIGHT_SUM:
@@ -42,6 +50,7 @@ def _check(params: dict[str, ParamValue]) -> None:
 
 LINEAR = MergeOperator(
     name="linear", kind="weight", needs_base=False, random=False, fn=linear, check=_check,
+    coefficients=linear_coefficients,
     params=(ParamSpec("weight", per_model=True, default=None,
                       doc="this model's share of the average"),
             ParamSpec("normalize", per_model=False, default=True,

@@ -29,6 +29,14 @@ NORM_EPS = 1e-8
 def slerp(t: float, v0: torch.Tensor, v1: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation of two same-shaped tensors; a new tensor."""
     a, b = in_compute_dtype(v0).reshape(-1), in_compute_dtype(v1).reshape(-1)
+    coef_a, coef_b = slerp_coefficients(t, a, b)
+    out = torch.mul(a, coef_a)
+    return out.add_(b, alpha=coef_b).view(v0.shape)
+
+
+def slerp_coefficients(t: float, v0: torch.Tensor, v1: torch.Tensor) -> tuple[float, float]:
+    """(c0, c1) with ``slerp(t, v0, v1) == c0 * v0 + c1 * v1``: one read of both tensors."""
+    a, b = in_compute_dtype(v0).reshape(-1), in_compute_dtype(v1).reshape(-1)
     norm_a = float(torch.linalg.vector_norm(a)) if a.numel() else 0.0
     norm_b = float(torch.linalg.vector_norm(b)) if b.numel() else 0.0
     norm_a = norm_a if norm_a > NORM_EPS else 1.0
@@ -41,8 +49,7 @@ def slerp(t: float, v0: torch.Tensor, v1: torch.Tensor) -> torch.Tensor:
         theta = math.acos(cos)
         coef_a = math.sin((1 - t) * theta) / math.sin(theta)
         coef_b = math.sin(t * theta) / math.sin(theta)
-    out = torch.mul(a, coef_a)
-    return out.add_(b, alpha=coef_b).view(v0.shape)
+    return coef_a, coef_b
 
 
 def _slerp(tensors: list[torch.Tensor], params: dict[str, ParamValue], *,
@@ -52,9 +59,14 @@ def _slerp(tensors: list[torch.Tensor], params: dict[str, ParamValue], *,
     return slerp(params["t"], first, second)
 
 
+def _slerp_coefficients(tensors: list[torch.Tensor],
+                        params: dict[str, ParamValue]) -> list[float]:
+    return list(slerp_coefficients(params["t"], tensors[0], tensors[1]))
+
+
 SLERP = MergeOperator(
     name="slerp", kind="weight", needs_base=True, random=False, min_models=2,
-    max_models=2, fn=_slerp,
+    max_models=2, fn=_slerp, coefficients=_slerp_coefficients,
     params=(ParamSpec("t", per_model=False, default=None, low=0.0, high=1.0,
                       doc="0 gives the base model's tensor, 1 the other model's"),),
     doc="spherical interpolation between the base and one other model")

@@ -156,6 +156,12 @@ class MergeOperator:
     fn: OperatorFn
     #: checks across parameters (e.g. DELLA's density +/- epsilon), on resolved values
     check: Callable[[dict[str, ParamValue]], None] | None = None
+    #: for methods whose result is a linear combination of their inputs (linear, task
+    #: arithmetic, SLERP): ``coefficients(tensors, params) -> [c_m]`` with
+    #: ``fn(...) == sum_m c_m * tensors[m]``. The engine then writes that sum straight
+    #: into its destination in as few passes over memory as it can.
+    coefficients: Callable[[list[torch.Tensor], dict[str, ParamValue]], list[float]] \
+        | None = None
     doc: str = ""
 
     def param(self, name: str) -> ParamSpec:

@@ -137,8 +137,18 @@ def _method(name: str, sparsify: Sparsify, *, extra: tuple[ParamSpec, ...] = (),
             merged.mul_(params["lambda"])
         return merged.view(deltas[0].shape)
 
+    def coefficients(tensors: list[torch.Tensor], params: dict[str, ParamValue]) -> list[float]:
+        weights = [float(w) for w in params["weight"]]
+        total = sum(weights)
+        divisor = total if params["normalize"] and abs(total) >= WEIGHT_SUM_EPS else 1.0
+        return [w / divisor * params["lambda"] for w in weights]
+
+    # without sparsification or sign election the merged task vector is a plain
+    # weighted sum of the inputs
+    linear = sparsify is _keep_all and not consensus
     return MergeOperator(name=name, params=tuple(specs), kind="delta", needs_base=True,
-                         random=random, fn=merge, check=check, doc=doc)
+                         random=random, fn=merge, check=check, doc=doc,
+                         coefficients=coefficients if linear else None)
 
 
 TASK_ARITHMETIC = _method(
