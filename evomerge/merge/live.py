@@ -19,6 +19,7 @@ import torch
 from evomerge.checkpoint import CheckpointReader, check_compatible
 from evomerge.errors import ConfigError
 from evomerge.merge.apply import merged_tensor
+from evomerge.merge.buffers import Buffers
 from evomerge.merge.plan import plan_merge
 from evomerge.merge.recipe import Recipe
 
@@ -34,6 +35,7 @@ class LiveMerger:
         base = self.base
         self.device = torch.device(device)
         self.dtype = dtype
+        self._scratch = Buffers(self.device)  # operators' working tensors, kept between builds
         readers = [CheckpointReader(m, allow_pickle=allow_pickle) for m in self.models]
         check_compatible(readers)
         self.names = readers[0].tensor_names()
@@ -79,7 +81,8 @@ class LiveMerger:
                 if target is None:
                     raise ConfigError(None, "models", task.out_name,
                                       "the live model has no parameter of this name")
-                merged_tensor(recipe, task, self._fetch, fetch_delta, self.device, out=target)
+                merged_tensor(recipe, task, self._fetch, fetch_delta, self.device, out=target,
+                              scratch=self._scratch)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return time.perf_counter() - start

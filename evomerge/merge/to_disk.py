@@ -7,7 +7,6 @@ inputs are read (memory-mapped), merged, cast, handed to the writer, and dropped
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,31 +19,12 @@ from evomerge.checkpoint import CheckpointReader, CheckpointWriter, check_compat
 from evomerge.checkpoint.writer import check_target
 from evomerge.errors import CheckpointError
 from evomerge.merge.apply import merged_tensor
+from evomerge.merge.buffers import Buffers
 from evomerge.merge.plan import plan_merge
 from evomerge.merge.recipe import Recipe
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16,
           "bfloat16": torch.bfloat16, "float64": torch.float64}
-
-
-class OutputBuffers:
-    """Reusable output tensors, one per write slot, grown to the largest tensor seen.
-
-    A fresh multi-megabyte tensor costs a page fault per 4 KB page the first time it is
-    written (the allocator returns large blocks to the system on free), as much as the
-    merge arithmetic itself; reusing a few buffers pays that once.
-    """
-
-    def __init__(self, device: str):
-        self.device = device
-        self._flat: dict[int, torch.Tensor] = {}
-
-    def get(self, slot: int, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        numel = math.prod(shape)
-        flat = self._flat.get(slot)
-        if flat is None or flat.dtype != dtype or flat.numel() < numel:
-            flat = self._flat[slot] = torch.empty(numel, dtype=dtype, device=self.device)
-        return flat[:numel].view(shape)
 
 
 class BackgroundWrites:
@@ -133,7 +113,7 @@ def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
         # read-only views on the memory maps: operators never write to their inputs
         return readers[model].get(name, device=device, dtype=compute, copy=False)
 
-    buffers = OutputBuffers(device)
+    buffers = Buffers(device)
     written = 0
     with contextlib.ExitStack() as stack:
         writer = stack.enter_context(CheckpointWriter(
@@ -147,8 +127,9 @@ def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
             reader = readers[first_model]
             target_dtype = output_dtype(recipe, dtype, reader, first_name)
             slot = background.free_slot()
-            out = buffers.get(slot, reader.shape(first_name), compute)
-            value = merged_tensor(recipe, task, fetch, device=device, out=out)
+            out = buffers.get(("out", slot), reader.shape(first_name), compute)
+            value = merged_tensor(recipe, task, fetch, device=device, out=out,
+                                  scratch=buffers)
             value = value.to(target_dtype).cpu()
             background.add(slot, task.out_name, value)
             written += value.numel() * value.element_size()

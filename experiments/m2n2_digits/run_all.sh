@@ -21,3 +21,19 @@ for ablation in no-attraction no-split-point ga; do
   run --mode scratch --method m2n2 --ablation "$ablation" --evals 50000 --seeds 0 1 2 \
       --out "results/scratch_m2n2_${ablation}.json"
 done
+
+# Five expert pairs (seeds 42, 0, 1, 2, 3) at the released learning rate and at the
+# learning rate whose SLERP baseline matches the paper's (see the README)
+PAIRS=(--expert-seeds 42 0 1 2 3)
+run --mode experts --method slerp-grid "${PAIRS[@]}" --expert-lr 0.003 \
+    --out results/pairs_lr0.003_slerp_grid.json
+run --mode experts --method m2n2 --evals 10000 --seeds 0 "${PAIRS[@]}" --expert-lr 0.003 \
+    --out results/pairs_lr0.003_m2n2.json
+run --mode experts --method slerp-grid "${PAIRS[@]}" --expert-lr 0.015 \
+    --out results/pairs_lr0.015_slerp_grid.json
+run --mode experts --method m2n2 --evals 10000 --seeds 0 1 2 "${PAIRS[@]}" --expert-lr 0.015 \
+    --out results/pairs_lr0.015_m2n2_none.json
+for ablation in no-attraction no-split-point ga; do
+  run --mode experts --method m2n2 --ablation "$ablation" --evals 10000 --seeds 0 \
+      "${PAIRS[@]}" --expert-lr 0.015 --out "results/pairs_lr0.015_m2n2_${ablation}.json"
+done

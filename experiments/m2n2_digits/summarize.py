@@ -24,18 +24,28 @@ def row(path: Path) -> str:
     report = json.loads(path.read_text())
     config, runs = report["config"], report["runs"]
     tests = ", ".join(f"{100 * r['test_accuracy']:.1f}" for r in runs)
+    if len(config.get("expert_seeds", [])) > 1:  # several expert pairs: a mean per pair
+        by_pair: dict[int, list[float]] = {}
+        for r in runs:
+            by_pair.setdefault(r["expert_seed"], []).append(r["test_accuracy"])
+        tests = ", ".join(f"{pair}: {100 * sum(v) / len(v):.1f}" for pair, v in by_pair.items())
     trains = sum(r["train_accuracy"] for r in runs) / len(runs)
     wall = sum(r["wall_s"] for r in runs) / len(runs)
     cpu = sum(r.get("cpu_s", float("nan")) for r in runs) / len(runs)
     evals = "-" if config["method"] == "slerp-grid" else f"{config['evals']:,}"
-    return (f"| {config['mode']} | {describe(config)} | {evals} | "
+    start = config["mode"]
+    if start == "experts" and "expert_lr" in config:
+        pairs = len(config["expert_seeds"])
+        start = f"experts, lr {config['expert_lr']}, {pairs} pair{'s' * (pairs > 1)}"
+    return (f"| {start} | {describe(config)} | {evals} | "
             f"**{100 * report['test_accuracy_mean']:.1f}** ± "
             f"{100 * report['test_accuracy_std']:.1f} | {tests} | {100 * trains:.1f} | "
             f"{wall:.0f} / {cpu:.0f} | `{path.name}` |")
 
 
 def main(paths: list[str]) -> None:
-    print("| start | method | evals | test acc % (mean ± std) | per seed | train acc % "
+    print("| start | method | evals | test acc % (mean ± std) | per seed (per expert pair: "
+          "its mean) | train acc % "
           "| wall / CPU s per run | file |")
     print("|---|---|---|---|---|---|---|---|")
     for path in paths:

@@ -361,3 +361,40 @@ def test_linear_combination_writes_in_place_and_skips_zero_terms():
     a, b = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([float("nan")] * 3)
     assert linear_combination([(a, 2.0), (b, 0.0)], out) is out
     assert out.tolist() == [2.0, 4.0, 6.0]
+
+
+def test_long_dare_draws_split_into_streams_stay_seeded_and_uniform():
+    from evomerge.merge.operators.random_drop import PARALLEL_WORDS, uniform_lanes
+
+    numel = 4 * PARALLEL_WORDS + 5  # long enough to be drawn in parallel parts
+    first = uniform_lanes(numel, torch.Generator().manual_seed(3))
+    again = uniform_lanes(numel, torch.Generator().manual_seed(3))
+    other = uniform_lanes(numel, torch.Generator().manual_seed(4))
+    assert first.shape == (numel,) and torch.equal(first, again)
+    assert not torch.equal(first, other)
+    lanes = first.float()
+    # int16 lanes uniform over [-32768, 32767]: mean -0.5, each half of the draw alike
+    halves = lanes[: numel // 2], lanes[numel // 2:]
+    for part in (lanes, *halves):
+        assert abs(part.mean().item() + 0.5) < 100
+        assert abs((part < 0).float().mean().item() - 0.5) < 0.002
+    assert not torch.equal(halves[0][:1000], halves[1][:1000])
+
+
+@pytest.mark.parametrize("method", [op.name for op in OPERATOR_LIST if op.fills_out])
+def test_operators_that_fill_a_given_buffer_give_the_same_result(method):
+    op = OPERATORS.get(method)
+    taus = [randn(6, 8, seed=i, scale=0.1) for i in range(3)]
+    given = {"weight": [1.0, 0.6, -0.3]}
+    if any(spec.name == "density" for spec in op.params):
+        given["density"] = 0.5
+    params = op.resolve_params(given, 3)
+
+    def gen():
+        return torch.Generator().manual_seed(5) if op.random else None
+
+    want = op(taus, params, generator=gen())
+    buffer = torch.full((6, 8), float("nan"))
+    got = op(taus, params, generator=gen(), out=buffer)
+    assert got.data_ptr() == buffer.data_ptr()
+    torch.testing.assert_close(got, want, atol=0, rtol=0)

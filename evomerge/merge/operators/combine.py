@@ -25,14 +25,26 @@ from evomerge.merge.operators.sparse import SparseDelta
 COMBINE_CHUNK = 1 << 22
 
 
-def weighted_sum(deltas: Sequence[SparseDelta], weights: Sequence[float]) -> torch.Tensor:
-    """``sum_m weights[m] * deltas[m]`` (each delta's own scale included), flat."""
+def _flat_result(first: SparseDelta, out: torch.Tensor | None) -> torch.Tensor:
+    """Where a combination is written: ``out`` (flat, same size) or a new tensor."""
+    if out is None:
+        return torch.empty(first.numel, dtype=first.flat.dtype, device=first.flat.device)
+    if out.numel() != first.numel or out.dtype != first.flat.dtype:
+        raise ValueError(f"out has {out.numel()} {out.dtype} entries, the combination "
+                         f"{first.numel} {first.flat.dtype}")
+    return out.view(-1)
+
+
+def weighted_sum(deltas: Sequence[SparseDelta], weights: Sequence[float],
+                 out: torch.Tensor | None = None) -> torch.Tensor:
+    """``sum_m weights[m] * deltas[m]`` (each delta's own scale included), flat; written
+    into ``out`` when given (a buffer the caller reuses: no fresh pages to fault in)."""
     first = deltas[0]
     n, dtype, device = first.numel, first.flat.dtype, first.flat.device
+    out = _flat_result(first, out)
     terms = [(d, w * d.scale) for d, w in zip(deltas, weights) if w * d.scale != 0]
     if not terms:
-        return torch.zeros(n, dtype=dtype, device=device)
-    out = torch.empty(n, dtype=dtype, device=device)
+        return out.zero_()
     scratch = torch.empty(min(n, COMBINE_CHUNK), dtype=dtype, device=device)
     for start in range(0, n, COMBINE_CHUNK):
         stop = min(n, start + COMBINE_CHUNK)
@@ -47,14 +59,14 @@ def weighted_sum(deltas: Sequence[SparseDelta], weights: Sequence[float]) -> tor
 
 
 def sign_consensus(deltas: Sequence[SparseDelta], weights: Sequence[float],
-                   normalize: bool) -> torch.Tensor:
+                   normalize: bool, out: torch.Tensor | None = None) -> torch.Tensor:
     """TIES sign election and disjoint merge, flat (mergekit's ``sum`` consensus).
 
     With ``d_m = weights[m] * deltas[m]`` (scale included): per entry the majority sign is
     that of ``sum_m d_m`` (+1 where the sum is >= 0), and the result sums the ``d_m`` that
     carry that sign. Zero entries agree with nothing. With ``normalize`` the sum is divided
     by the total weight of the agreeing models (rescale factors excluded), or by 1 where
-    that total is 0.
+    that total is 0. Written into ``out`` when given, as :func:`weighted_sum`.
 
     >>> from evomerge.merge.operators.sparse import dense
     >>> a, b = dense(torch.tensor([2.0, 0.0])), dense(torch.tensor([-1.0, 3.0]))
@@ -64,10 +76,10 @@ def sign_consensus(deltas: Sequence[SparseDelta], weights: Sequence[float],
     first = deltas[0]
     n, dtype, device = first.numel, first.flat.dtype, first.flat.device
     # a model with weight 0 contributes d_m = 0, which never agrees: leave it out
+    out = _flat_result(first, out)  # zeroed chunk by chunk, in cache
     terms = [(d, w * d.scale, w) for d, w in zip(deltas, weights) if w * d.scale != 0]
     if not terms:
-        return torch.zeros(n, dtype=dtype, device=device)
-    out = torch.empty(n, dtype=dtype, device=device)  # zeroed chunk by chunk, in cache
+        return out.zero_()
 
     def buffer() -> torch.Tensor:
         return torch.empty(min(n, COMBINE_CHUNK), dtype=dtype, device=device)

@@ -16,6 +16,8 @@ and DELLA papers: the sparsified vector is then unbiased, ``E[kept] = tau``).
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
@@ -60,12 +62,40 @@ def keep_level(density: float) -> int:
     return min(KEEP_LEVELS - 1, max(1, round(density * KEEP_LEVELS)))
 
 
+#: CPU draws at least this many 64-bit words long are split into ``CPU_STREAMS`` parts,
+#: each drawn on its own thread by its own generator
+PARALLEL_WORDS = 1 << 20
+CPU_STREAMS = 2
+
+
 def uniform_lanes(numel: int, generator: torch.Generator,
                   device: torch.device | str = "cpu") -> torch.Tensor:
-    """``numel`` independent uniform int16 values from ``generator``."""
+    """``numel`` independent uniform int16 values from ``generator``.
+
+    A CPU generator (Mersenne Twister) is serial, and drawing dominates DARE's cost; a
+    long draw is therefore split into equal parts, each from a generator seeded by
+    ``generator``, and the parts are drawn on parallel threads. The split depends on
+    ``numel`` only, never on the machine, so a seed gives the same lanes everywhere.
+    """
     words = torch.empty((numel + 3) // 4, dtype=torch.int64, device=device)
-    words.random_(-(1 << 63), None, generator=generator)  # all 64 bits uniform
+    if words.device.type != "cpu" or words.numel() < PARALLEL_WORDS:
+        _fill_uniform(words, generator)
+        return words.view(torch.int16)[:numel]
+    seeds = torch.randint(0, 1 << 62, (CPU_STREAMS,), generator=generator).tolist()
+    parts = words.tensor_split(CPU_STREAMS)
+    streams = [torch.Generator().manual_seed(s) for s in seeds]
+    list(_draw_pool().map(_fill_uniform, parts, streams))
     return words.view(torch.int16)[:numel]
+
+
+def _fill_uniform(words: torch.Tensor, generator: torch.Generator) -> None:
+    words.random_(-(1 << 63), None, generator=generator)  # all 64 bits uniform
+
+
+@functools.cache
+def _draw_pool() -> ThreadPoolExecutor:
+    # torch releases the GIL while it draws, so the parts really run side by side
+    return ThreadPoolExecutor(max_workers=CPU_STREAMS, thread_name_prefix="evomerge-rng")
 
 
 def _all_or_nothing(tau: torch.Tensor, density: float) -> SparseDelta | None:

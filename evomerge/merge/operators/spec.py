@@ -162,6 +162,10 @@ class MergeOperator:
     #: into its destination in as few passes over memory as it can.
     coefficients: Callable[[list[torch.Tensor], dict[str, ParamValue]], list[float]] \
         | None = None
+    #: ``fn`` also takes ``out=``, a tensor of the result's shape and compute dtype that it
+    #: fills and returns instead of allocating its result: callers that merge many
+    #: tensors reuse one buffer and skip faulting in fresh pages for every result
+    fills_out: bool = False
     doc: str = ""
 
     def param(self, name: str) -> ParamSpec:
@@ -192,8 +196,11 @@ class MergeOperator:
 
     def __call__(self, tensors: Sequence[torch.Tensor], params: Mapping[str, ParamValue],
                  *, base: torch.Tensor | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.fn(list(tensors), dict(params), base=base, generator=generator)
+                 generator: torch.Generator | None = None,
+                 out: torch.Tensor | None = None) -> torch.Tensor:
+        if out is None or not self.fills_out:
+            return self.fn(list(tensors), dict(params), base=base, generator=generator)
+        return self.fn(list(tensors), dict(params), base=base, generator=generator, out=out)
 
 
 def compute_dtype(tensor: torch.Tensor) -> torch.dtype:

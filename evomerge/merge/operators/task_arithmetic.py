@@ -123,13 +123,14 @@ def _method(name: str, sparsify: Sparsify, *, extra: tuple[ParamSpec, ...] = (),
 
     def merge(tensors: list[torch.Tensor], params: dict[str, ParamValue], *,
               base: torch.Tensor | None = None,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+              generator: torch.Generator | None = None,
+              out: torch.Tensor | None = None) -> torch.Tensor:
         weights = params["weight"]
         deltas = [sparsify(tau, params, i, generator) for i, tau in enumerate(tensors)]
         if consensus:
-            merged = sign_consensus(deltas, weights, params["normalize"])
+            merged = sign_consensus(deltas, weights, params["normalize"], out=out)
         else:
-            merged = weighted_sum(deltas, weights)
+            merged = weighted_sum(deltas, weights, out=out)
             if params["normalize"]:
                 total = float(sum(weights))
                 merged.div_(total if abs(total) >= WEIGHT_SUM_EPS else 1.0)
@@ -147,7 +148,7 @@ def _method(name: str, sparsify: Sparsify, *, extra: tuple[ParamSpec, ...] = (),
     # weighted sum of the inputs
     linear = sparsify is _keep_all and not consensus
     return MergeOperator(name=name, params=tuple(specs), kind="delta", needs_base=True,
-                         random=random, fn=merge, check=check, doc=doc,
+                         random=random, fn=merge, check=check, doc=doc, fills_out=True,
                          coefficients=coefficients if linear else None)
 
 
