@@ -65,18 +65,16 @@ def _combined(op: MergeOperator, recipe: Recipe, task: TensorTask, fetch: Fetch,
     otherwise they fold the base into the coefficients of the raw tensors,
     ``(1 - sum c) base + sum c theta``, so no task vector is ever materialized.
     """
-    inputs = [fetch(m, n) for m, n in task.inputs]
+    inputs = [(fetch_delta if op.kind == "delta" and fetch_delta else fetch)(m, n)
+              for m, n in task.inputs]
+    coefficients = op.coefficients(inputs, task.params)
+    terms = list(zip(inputs, coefficients))
     if op.kind == "delta":
-        base = fetch(*task.base)
-        taus = [fetch_delta(m, n) for m, n in task.inputs] if fetch_delta else inputs
         scale = _lines_scale(recipe, task)
-        coefficients = [scale * c for c in op.coefficients(taus, task.params)]
-        if fetch_delta:
-            terms = [(base, 1.0), *zip(taus, coefficients)]
-        else:
-            terms = [(base, 1.0 - sum(coefficients)), *zip(inputs, coefficients)]
-    else:
-        terms = list(zip(inputs, op.coefficients(inputs, task.params)))
+        terms = [(t, scale * c) for t, c in terms]
+        # with raw tensors, base + sum c (theta - base) = (1 - sum c) base + sum c theta
+        base_factor = 1.0 if fetch_delta else 1.0 - sum(c for _, c in terms)
+        terms.insert(0, (fetch(*task.base), base_factor))
     first = terms[0][0]
     dtype = compute_dtype(first)
     if any(t.dtype != dtype for t, _ in terms):

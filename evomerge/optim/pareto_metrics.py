@@ -158,6 +158,15 @@ def hypervolume(points: object, reference: Sequence[float], directions: Directio
     return _hypervolume_losses(np.unique(front, axis=0), ref)
 
 
+def _against_reference(found: object, reference_front: object,
+                       directions: Directions) -> tuple[np.ndarray, np.ndarray]:
+    """(found, reference) as loss arrays; an empty reference front is an error."""
+    r = as_losses(reference_front, directions)
+    if len(r) == 0:
+        raise ValueError("the reference front is empty")
+    return as_losses(found, directions), r
+
+
 def igd(
     found: object,
     reference_front: object,
@@ -173,10 +182,7 @@ def igd(
     >>> round(igd([[0, 1], [1, 0]], [[0, 1], [0.5, 0.5], [1, 0]]), 6)  # (0 + sqrt(.5) + 0) / 3
     0.235702
     """
-    f = as_losses(found, directions)
-    r = as_losses(reference_front, directions)
-    if len(r) == 0:
-        raise ValueError("the reference front is empty")
+    f, r = _against_reference(found, reference_front, directions)
     if len(f) == 0:
         return float("inf")
     if normalize:
@@ -205,10 +211,7 @@ def win_rate(
     >>> win_rate([[0.5, 0.5]], [[0.4, 0.6], [0.6, 0.4]], ["maximize"] * 2, atol=0.1)
     1.0
     """
-    f = as_losses(found, directions)
-    r = as_losses(reference_front, directions)
-    if len(r) == 0:
-        raise ValueError("the reference front is empty")
+    f, r = _against_reference(found, reference_front, directions)
     if len(f) == 0:
         return 0.0
     covered = (f[None, :, :] <= r[:, None, :] + atol).all(axis=2).any(axis=1)

@@ -26,10 +26,7 @@ MIN_WEIGHT_SUM = 1e-8
 def linear(tensors: list[torch.Tensor], params: dict[str, ParamValue], *,
            base: torch.Tensor | None = None,
            generator: torch.Generator | None = None) -> torch.Tensor:
-    weights = params["weight"]
-    merged = weighted_sum([dense(t) for t in tensors], weights)
-    if params["normalize"]:
-        merged.div_(float(sum(weights)))
+    merged = weighted_sum([dense(t) for t in tensors], linear_coefficients(tensors, params))
     return merged.view(tensors[0].shape)
 
 

@@ -18,6 +18,7 @@ import math
 
 import torch
 
+from evomerge.merge.operators.combine import linear_combination
 from evomerge.merge.operators.spec import MergeOperator, ParamSpec, ParamValue, in_compute_dtype
 
 #: above this |cos| the tensors count as parallel: interpolate linearly
@@ -30,8 +31,7 @@ def slerp(t: float, v0: torch.Tensor, v1: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation of two same-shaped tensors; a new tensor."""
     a, b = in_compute_dtype(v0).reshape(-1), in_compute_dtype(v1).reshape(-1)
     coef_a, coef_b = slerp_coefficients(t, a, b)
-    out = torch.mul(a, coef_a)
-    return out.add_(b, alpha=coef_b).view(v0.shape)
+    return linear_combination([(a, coef_a), (b, coef_b)], torch.empty_like(a)).view(v0.shape)
 
 
 def slerp_coefficients(t: float, v0: torch.Tensor, v1: torch.Tensor) -> tuple[float, float]:

@@ -104,6 +104,15 @@ def _check_della(params: dict[str, ParamValue]) -> None:
                               f"inside (0, 1), with density[{i}] = {density}")
 
 
+def sum_factors(tensors: list[torch.Tensor], params: dict[str, ParamValue]) -> list[float]:
+    """Each (sparsified) task vector's factor when the family simply sums them: its
+    weight, over the weight sum with ``normalize`` (1 when that sum is ~0), times lambda."""
+    weights = [float(w) for w in params["weight"]]
+    total = sum(weights)
+    divisor = total if params["normalize"] and abs(total) >= WEIGHT_SUM_EPS else 1.0
+    return [w / divisor * params["lambda"] for w in weights]
+
+
 def _method(name: str, sparsify: Sparsify, *, extra: tuple[ParamSpec, ...] = (),
             consensus: bool, normalize: bool, rescale: bool | None, random: bool = False,
             check=None, doc: str) -> MergeOperator:
@@ -125,31 +134,21 @@ def _method(name: str, sparsify: Sparsify, *, extra: tuple[ParamSpec, ...] = (),
               base: torch.Tensor | None = None,
               generator: torch.Generator | None = None,
               out: torch.Tensor | None = None) -> torch.Tensor:
-        weights = params["weight"]
         deltas = [sparsify(tau, params, i, generator) for i, tau in enumerate(tensors)]
-        if consensus:
-            merged = sign_consensus(deltas, weights, params["normalize"], out=out)
-        else:
-            merged = weighted_sum(deltas, weights, out=out)
-            if params["normalize"]:
-                total = float(sum(weights))
-                merged.div_(total if abs(total) >= WEIGHT_SUM_EPS else 1.0)
+        if not consensus:
+            merged = weighted_sum(deltas, sum_factors(tensors, params), out=out)
+            return merged.view(deltas[0].shape)
+        merged = sign_consensus(deltas, params["weight"], params["normalize"], out=out)
         if params["lambda"] != 1:
             merged.mul_(params["lambda"])
         return merged.view(deltas[0].shape)
-
-    def coefficients(tensors: list[torch.Tensor], params: dict[str, ParamValue]) -> list[float]:
-        weights = [float(w) for w in params["weight"]]
-        total = sum(weights)
-        divisor = total if params["normalize"] and abs(total) >= WEIGHT_SUM_EPS else 1.0
-        return [w / divisor * params["lambda"] for w in weights]
 
     # without sparsification or sign election the merged task vector is a plain
     # weighted sum of the inputs
     linear = sparsify is _keep_all and not consensus
     return MergeOperator(name=name, params=tuple(specs), kind="delta", needs_base=True,
                          random=random, fn=merge, check=check, doc=doc, fills_out=True,
-                         coefficients=coefficients if linear else None)
+                         coefficients=sum_factors if linear else None)
 
 
 TASK_ARITHMETIC = _method(
