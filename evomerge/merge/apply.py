@@ -28,8 +28,8 @@ def merged_tensor(recipe: Recipe, task: TensorTask, fetch: Fetch,
 
     Without ``out`` the result is a new float32 tensor (float64 stays float64).
     ``fetch_delta`` returns precomputed task vectors (the in-memory path); without it the
-    deltas are computed here from the fetched tensors. ``scratch`` lends an operator that
-    can fill a given tensor the buffer for its merged task vector.
+    deltas are computed here from the fetched tensors. ``scratch`` is lent to an operator
+    that borrows its result and working tensors (``MergeOperator.borrows_buffers``).
     """
     op = OPERATORS.get(recipe.merge_method)
     if op.coefficients is not None and task.inputs:
@@ -43,10 +43,7 @@ def merged_tensor(recipe: Recipe, task: TensorTask, fetch: Fetch,
             inputs = [fetch(m, n) - base for m, n in task.inputs]
         if not inputs:  # only the base contributes
             return _store(base, out)
-        delta_out = None
-        if scratch is not None and op.fills_out:
-            delta_out = scratch.get("delta", inputs[0].shape, compute_dtype(inputs[0]))
-        delta = op(inputs, task.params, base=base, generator=gen, out=delta_out)
+        delta = op(inputs, task.params, base=base, generator=gen, buffers=scratch)
         scale = _lines_scale(recipe, task)
         if out is not None and out.dtype == base.dtype and out.device == base.device:
             # one fused pass into the live parameter; the operator's output may alias an

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
+from evomerge.merge.buffers import Buffers
 from evomerge.merge.operators.sparse import SparseDelta
 
 #: entries per chunk: bounds the scratch memory of a huge tensor. Chunks stay large
@@ -35,17 +36,28 @@ def _flat_result(first: SparseDelta, out: torch.Tensor | None) -> torch.Tensor:
     return out.view(-1)
 
 
+def _chunk_buffers(count: int, first: SparseDelta,
+                   buffers: Buffers | None) -> list[torch.Tensor]:
+    """``count`` tensors of one chunk each, borrowed from ``buffers`` when given."""
+    size, dtype = min(first.numel, COMBINE_CHUNK), first.flat.dtype
+    if buffers is not None:
+        return [buffers.get(("chunk", i), (size,), dtype) for i in range(count)]
+    return [torch.empty(size, dtype=dtype, device=first.flat.device) for _ in range(count)]
+
+
 def weighted_sum(deltas: Sequence[SparseDelta], weights: Sequence[float],
-                 out: torch.Tensor | None = None) -> torch.Tensor:
+                 out: torch.Tensor | None = None,
+                 buffers: Buffers | None = None) -> torch.Tensor:
     """``sum_m weights[m] * deltas[m]`` (each delta's own scale included), flat; written
-    into ``out`` when given (a buffer the caller reuses: no fresh pages to fault in)."""
+    into ``out`` when given (a buffer the caller reuses: no fresh pages to fault in);
+    its working chunk comes from ``buffers`` when given."""
     first = deltas[0]
-    n, dtype, device = first.numel, first.flat.dtype, first.flat.device
+    n = first.numel
     out = _flat_result(first, out)
     terms = [(d, w * d.scale) for d, w in zip(deltas, weights) if w * d.scale != 0]
     if not terms:
         return out.zero_()
-    scratch = torch.empty(min(n, COMBINE_CHUNK), dtype=dtype, device=device)
+    [scratch] = _chunk_buffers(1, first, buffers)
     for start in range(0, n, COMBINE_CHUNK):
         stop = min(n, start + COMBINE_CHUNK)
         acc, buf = out[start:stop], scratch[:stop - start]
@@ -59,14 +71,16 @@ def weighted_sum(deltas: Sequence[SparseDelta], weights: Sequence[float],
 
 
 def sign_consensus(deltas: Sequence[SparseDelta], weights: Sequence[float],
-                   normalize: bool, out: torch.Tensor | None = None) -> torch.Tensor:
+                   normalize: bool, out: torch.Tensor | None = None,
+                   buffers: Buffers | None = None) -> torch.Tensor:
     """TIES sign election and disjoint merge, flat (mergekit's ``sum`` consensus).
 
     With ``d_m = weights[m] * deltas[m]`` (scale included): per entry the majority sign is
     that of ``sum_m d_m`` (+1 where the sum is >= 0), and the result sums the ``d_m`` that
     carry that sign. Zero entries agree with nothing. With ``normalize`` the sum is divided
     by the total weight of the agreeing models (rescale factors excluded), or by 1 where
-    that total is 0. Written into ``out`` when given, as :func:`weighted_sum`.
+    that total is 0. Written into ``out`` when given, working chunks borrowed from
+    ``buffers`` when given, as in :func:`weighted_sum`.
 
     >>> from evomerge.merge.operators.sparse import dense
     >>> a, b = dense(torch.tensor([2.0, 0.0])), dense(torch.tensor([-1.0, 3.0]))
@@ -80,14 +94,10 @@ def sign_consensus(deltas: Sequence[SparseDelta], weights: Sequence[float],
     terms = [(d, w * d.scale, w) for d, w in zip(deltas, weights) if w * d.scale != 0]
     if not terms:
         return out.zero_()
-
-    def buffer() -> torch.Tensor:
-        return torch.empty(min(n, COMBINE_CHUNK), dtype=dtype, device=device)
-
-    values_buf = [buffer() for _ in terms]
-    majority_buf, sign_buf, agree_buf = buffer(), buffer(), buffer()
-    ones = torch.ones(min(n, COMBINE_CHUNK), dtype=dtype, device=device)
-    divisor_buf = buffer() if normalize else None
+    chunks = _chunk_buffers(len(terms) + 3 + normalize, first, buffers)
+    values_buf, (majority_buf, sign_buf, agree_buf, *divisor_buf) = \
+        chunks[:len(terms)], chunks[len(terms):]
+    one = torch.ones(1, dtype=dtype, device=device)  # broadcast: no chunk of ones
     for start in range(0, n, COMBINE_CHUNK):
         stop = min(n, start + COMBINE_CHUNK)
         size = stop - start
@@ -99,9 +109,9 @@ def sign_consensus(deltas: Sequence[SparseDelta], weights: Sequence[float],
             majority.add_(v, alpha=coefficient)
         # copysign maps sums >= +0 to +1 and < 0 to -1. A sum of -0.0 arises only when
         # every term is a zero, and then no entry agrees with either sign anyway.
-        torch.copysign(ones[:size], majority, out=majority)
+        torch.copysign(one.expand(size), majority, out=majority)
         if normalize:
-            divisor = divisor_buf[:size].zero_()
+            divisor = divisor_buf[0][:size].zero_()
         for v, (_, coefficient, weight) in zip(values, terms):
             torch.sign(v, out=sign)
             if coefficient < 0:  # sign(d_m) = sign(weight) * sign(value)

@@ -16,20 +16,13 @@ and DELLA papers: the sparsified vector is then unbiased, ``E[kept] = tau``).
 
 from __future__ import annotations
 
-import functools
-from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
 import torch
 
-from evomerge.merge.operators.sparse import (
-    MaskedDelta,
-    MultipliedDelta,
-    SparseDelta,
-    dense,
-    zero_like,
-)
+from evomerge.merge.operators.sparse import SparseDelta, dense, kept_times, zero_like
+from evomerge.merge.operators.side_by_side import each
 from evomerge.merge.operators.spec import in_compute_dtype
 
 Rescale = Literal["none", "l1", "probability"]
@@ -38,19 +31,6 @@ Rescale = Literal["none", "l1", "probability"]
 #: 16 random bits (four entries per 64-bit draw), four times fewer draws than a float
 #: uniform. The realised probability ``level / 65536`` is the one used to rescale.
 KEEP_LEVELS = 1 << 16
-
-
-class RandomKeepDelta(MultipliedDelta):
-    """DARE: each entry kept when its 16-bit uniform lane is below ``level``."""
-
-    def __init__(self, flat: torch.Tensor, shape: torch.Size, lanes: torch.Tensor,
-                 level: int):
-        super().__init__(flat, shape)
-        self.lanes = lanes
-        self.bound = level - KEEP_LEVELS // 2  # lanes are int16 in [-32768, 32767]
-
-    def multiplier(self, start: int, stop: int, scratch: torch.Tensor) -> torch.Tensor:
-        return torch.lt(self.lanes[start:stop], self.bound, out=scratch)
 
 
 def keep_level(density: float) -> int:
@@ -64,38 +44,40 @@ def keep_level(density: float) -> int:
 
 #: CPU draws at least this many 64-bit words long are split into ``CPU_STREAMS`` parts,
 #: each drawn on its own thread by its own generator
-PARALLEL_WORDS = 1 << 20
+PARALLEL_WORDS = 1 << 16
 CPU_STREAMS = 2
 
 
+def lane_words(numel: int) -> int:
+    """How many 64-bit words hold ``numel`` int16 lanes."""
+    return (numel + 3) // 4
+
+
 def uniform_lanes(numel: int, generator: torch.Generator,
-                  device: torch.device | str = "cpu") -> torch.Tensor:
+                  device: torch.device | str = "cpu",
+                  words: torch.Tensor | None = None) -> torch.Tensor:
     """``numel`` independent uniform int16 values from ``generator``.
 
     A CPU generator (Mersenne Twister) is serial, and drawing dominates DARE's cost; a
     long draw is therefore split into equal parts, each from a generator seeded by
     ``generator``, and the parts are drawn on parallel threads. The split depends on
     ``numel`` only, never on the machine, so a seed gives the same lanes everywhere.
+    The lanes are drawn into ``words`` when given (``lane_words(numel)`` int64 entries).
     """
-    words = torch.empty((numel + 3) // 4, dtype=torch.int64, device=device)
+    if words is None:
+        words = torch.empty(lane_words(numel), dtype=torch.int64, device=device)
     if words.device.type != "cpu" or words.numel() < PARALLEL_WORDS:
         _fill_uniform(words, generator)
         return words.view(torch.int16)[:numel]
     seeds = torch.randint(0, 1 << 62, (CPU_STREAMS,), generator=generator).tolist()
     parts = words.tensor_split(CPU_STREAMS)
     streams = [torch.Generator().manual_seed(s) for s in seeds]
-    list(_draw_pool().map(_fill_uniform, parts, streams))
+    each(_fill_uniform, parts, streams)
     return words.view(torch.int16)[:numel]
 
 
 def _fill_uniform(words: torch.Tensor, generator: torch.Generator) -> None:
     words.random_(-(1 << 63), None, generator=generator)  # all 64 bits uniform
-
-
-@functools.cache
-def _draw_pool() -> ThreadPoolExecutor:
-    # torch releases the GIL while it draws, so the parts really run side by side
-    return ThreadPoolExecutor(max_workers=CPU_STREAMS, thread_name_prefix="evomerge-rng")
 
 
 def _all_or_nothing(tau: torch.Tensor, density: float) -> SparseDelta | None:
@@ -108,23 +90,29 @@ def _all_or_nothing(tau: torch.Tensor, density: float) -> SparseDelta | None:
 
 
 def drop_random(tau: torch.Tensor, density: float, generator: torch.Generator | None,
-                rescale: Rescale) -> SparseDelta:
+                rescale: Rescale, mask: torch.Tensor | None = None,
+                words: torch.Tensor | None = None) -> SparseDelta:
     """DARE (mergekit ``random``): keep each entry with probability ``density``.
 
-    density >= 1 returns the task vector untouched, density <= 0 keeps nothing.
+    density >= 1 returns the task vector untouched, density <= 0 keeps nothing. The kept
+    entries are written into ``mask`` when given (flat, ``tau``'s numel, compute dtype),
+    else into a new tensor; the random lanes are drawn into ``words`` when given (see
+    :func:`uniform_lanes`).
     """
     _require(generator, "DARE")
     if (edge := _all_or_nothing(tau, density)) is not None:
         return edge
     tau = in_compute_dtype(tau)
     level = keep_level(density)
-    kept = RandomKeepDelta(tau.reshape(-1), tau.shape,
-                           uniform_lanes(tau.numel(), generator, tau.device), level)
-    if rescale == "l1":
-        return kept.rescaled_to_l1()
-    if rescale == "probability":
-        kept.scale = KEEP_LEVELS / level
-    return kept
+    lanes = uniform_lanes(tau.numel(), generator, tau.device, words)
+    # lanes are int16 in [-32768, 32767]: an entry is kept when its lane lies below
+    # level - 32768, which happens with probability level / 65536
+    if mask is None:
+        mask = torch.empty(tau.numel(), dtype=tau.dtype, device=tau.device)
+    # widening the lanes first and comparing in place beats one mixed-dtype comparison
+    # (int16 in, float out) by a third on CPU
+    torch.lt(mask.copy_(lanes), level - KEEP_LEVELS // 2, out=mask)
+    return kept_times(tau, mask, rescale, KEEP_LEVELS / level)
 
 
 def drop_by_rank(tau: torch.Tensor, density: float, epsilon: float,
@@ -168,8 +156,7 @@ def drop_by_rank(tau: torch.Tensor, density: float, epsilon: float,
         multiplier.div_(probability.clamp_(min=torch.finfo(rows.dtype).tiny))
     if tau.dim() >= 2:  # back to the task vector's own layout
         multiplier = multiplier.reshape(moved_shape).movedim(-1, 1)
-    kept = MaskedDelta(tau.reshape(-1), tau.shape, multiplier.reshape(tau.shape))
-    return kept.rescaled_to_l1() if rescale == "l1" else kept
+    return kept_times(tau, multiplier.reshape(-1).contiguous(), rescale)
 
 
 def row_ranks(mags: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import torch
+from torch.utils.weak import WeakIdKeyDictionary
 
 from evomerge.merge.operators.spec import in_compute_dtype
 from evomerge.merge.operators.topk import MagnitudeCut, cut_chunk, magnitude_cut, top_count
@@ -72,43 +73,6 @@ class SparseDelta:
         return self
 
 
-class MultipliedDelta(SparseDelta, ABC):
-    """The task vector times a per-entry multiplier >= 0 (0 drops; 1 or 1/p keeps)."""
-
-    @abstractmethod
-    def multiplier(self, start: int, stop: int, scratch: torch.Tensor) -> torch.Tensor:
-        """The multiplier of entries ``start:stop`` (may fill and return ``scratch``)."""
-
-    def values(self, start: int, stop: int, scratch: torch.Tensor) -> torch.Tensor:
-        multiplier = self.multiplier(start, stop, scratch)
-        return torch.mul(self.flat[start:stop], multiplier, out=scratch)
-
-    def l1_norms(self, chunk: int = 1 << 22) -> tuple[float, float]:
-        # |tau * m| = |tau| * m for m >= 0: one dot product per chunk, no kept copy
-        before = after = 0.0
-        size = min(chunk, self.numel)
-        scratch = torch.empty(size, dtype=self.flat.dtype, device=self.flat.device)
-        mags = torch.empty_like(scratch)
-        for start in range(0, self.numel, chunk):
-            stop = min(self.numel, start + chunk)
-            part = torch.abs(self.flat[start:stop], out=mags[:stop - start])
-            before += float(part.sum())
-            after += float(torch.dot(part, self.multiplier(start, stop,
-                                                           scratch[:stop - start])))
-        return before, after
-
-
-class MaskedDelta(MultipliedDelta):
-    """A multiplier held in full (DELLA's mask, or mask / keep probability)."""
-
-    def __init__(self, flat: torch.Tensor, shape: torch.Size, multiplier: torch.Tensor):
-        super().__init__(flat, shape)
-        self.full_multiplier = multiplier.reshape(-1).to(flat.dtype)
-
-    def multiplier(self, start: int, stop: int, scratch: torch.Tensor) -> torch.Tensor:
-        return self.full_multiplier[start:stop]
-
-
 class MagnitudeBandDelta(SparseDelta):
     """The entries ranked (by magnitude, largest first) inside the ``outer`` cut but not
     inside the ``inner`` one; without ``inner``, simply the top k."""
@@ -144,6 +108,58 @@ def zero_like(tau: torch.Tensor) -> SparseDelta:
     tau = in_compute_dtype(tau)
     return SparseDelta(torch.zeros(tau.numel(), dtype=tau.dtype, device=tau.device),
                        tau.shape)
+
+
+def kept_times(tau: torch.Tensor, multiplier: torch.Tensor, rescale: str,
+               probability_scale: float = 1.0) -> SparseDelta:
+    """The task vector times a per-entry multiplier >= 0 (0 drops an entry, 1 or 1/p
+    keeps it), for the random sparsifiers.
+
+    The product is written into ``multiplier`` (flat, compute dtype), which is consumed.
+    Held in full, it is read by the L1 rescale and then by the combination: cheaper than
+    recomputing the mask there, since a multiply by a 0/1 float tensor is the fastest
+    masking torch has. ``rescale``: ``"l1"`` matches the task vector's L1 norm,
+    ``"probability"`` scales by ``probability_scale`` (DARE's 1/p; 1 when the multiplier
+    already holds it), ``"none"`` leaves the kept entries as they are.
+
+    >>> tau = torch.tensor([1.0, -2.0, 3.0, -4.0])
+    >>> d = kept_times(tau, torch.tensor([1.0, 0.0, 1.0, 0.0]), "l1")
+    >>> d.materialize().tolist()
+    [2.5, -0.0, 7.5, -0.0]
+    """
+    kept = multiplier.mul_(tau.reshape(-1))
+    delta = SparseDelta(kept, tau.shape)
+    if rescale == "l1":
+        delta.scale = l1_match(task_vector_l1(tau), l1_norm(kept))
+    elif rescale == "probability":
+        delta.scale = probability_scale
+    return delta
+
+
+def l1_norm(x: torch.Tensor) -> float:
+    """Sum of magnitudes in one fused pass (no ``|x|`` temporary)."""
+    return float(torch.linalg.vector_norm(x, 1))
+
+
+#: L1 norms by tensor object. A search builds every candidate from the same resident task
+#: vectors, so each norm is computed once per source set; the version counter notices an
+#: in-place edit, and an entry goes when its tensor does.
+_L1_NORMS = WeakIdKeyDictionary()
+
+
+def task_vector_l1(tau: torch.Tensor) -> float:
+    """:func:`l1_norm` of ``tau``, remembered for as long as ``tau`` lives unchanged.
+
+    >>> tau = torch.tensor([1.0, -2.0])
+    >>> task_vector_l1(tau), task_vector_l1(tau.mul_(2.0))
+    (3.0, 6.0)
+    """
+    seen = _L1_NORMS.get(tau)
+    if seen is not None and seen[0] == tau._version:
+        return seen[1]
+    norm = l1_norm(tau)
+    _L1_NORMS[tau] = (tau._version, norm)
+    return norm
 
 
 def trim_magnitude(tau: torch.Tensor, density: float, rescale: bool) -> SparseDelta:

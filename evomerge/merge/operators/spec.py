@@ -26,6 +26,7 @@ from typing import Any, Literal
 import torch
 
 from evomerge.errors import ConfigError
+from evomerge.merge.buffers import Buffers
 
 #: what an operator function receives for one parameter: a flag, a number, or one number
 #: per source model
@@ -162,10 +163,12 @@ class MergeOperator:
     #: into its destination in as few passes over memory as it can.
     coefficients: Callable[[list[torch.Tensor], dict[str, ParamValue]], list[float]] \
         | None = None
-    #: ``fn`` also takes ``out=``, a tensor of the result's shape and compute dtype that it
-    #: fills and returns instead of allocating its result: callers that merge many
-    #: tensors reuse one buffer and skip faulting in fresh pages for every result
-    fills_out: bool = False
+    #: ``fn`` also takes ``buffers=``, a :class:`~evomerge.merge.buffers.Buffers` it
+    #: takes its result and working tensors from instead of allocating them (under
+    #: names it chooses; the result stays valid until the next call with the same
+    #: buffers). Callers that merge many tensors lend one, and fresh pages are faulted
+    #: in once per merge instead of once per tensor.
+    borrows_buffers: bool = False
     doc: str = ""
 
     def param(self, name: str) -> ParamSpec:
@@ -197,10 +200,11 @@ class MergeOperator:
     def __call__(self, tensors: Sequence[torch.Tensor], params: Mapping[str, ParamValue],
                  *, base: torch.Tensor | None = None,
                  generator: torch.Generator | None = None,
-                 out: torch.Tensor | None = None) -> torch.Tensor:
-        if out is None or not self.fills_out:
+                 buffers: Buffers | None = None) -> torch.Tensor:
+        if buffers is None or not self.borrows_buffers:
             return self.fn(list(tensors), dict(params), base=base, generator=generator)
-        return self.fn(list(tensors), dict(params), base=base, generator=generator, out=out)
+        return self.fn(list(tensors), dict(params), base=base, generator=generator,
+                       buffers=buffers)
 
 
 def compute_dtype(tensor: torch.Tensor) -> torch.dtype:

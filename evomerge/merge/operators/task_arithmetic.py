@@ -37,11 +37,15 @@ from collections.abc import Callable
 import torch
 
 from evomerge.errors import ConfigError
+from evomerge.merge.buffers import Buffers
 from evomerge.merge.operators.combine import sign_consensus, weighted_sum
-from evomerge.merge.operators.random_drop import Rescale, drop_by_rank, drop_random
+from evomerge.merge.operators.random_drop import Rescale, drop_by_rank, drop_random, lane_words
+from evomerge.merge.operators.side_by_side import each
 from evomerge.merge.operators.sparse import SparseDelta, dense, trim_magnitude, trim_outliers
-from evomerge.merge.operators.spec import MergeOperator, ParamSpec, ParamValue
+from evomerge.merge.operators.spec import MergeOperator, ParamSpec, ParamValue, compute_dtype
 
+#: tensors at least this large have their task vectors sparsified side by side
+SIDE_BY_SIDE_NUMEL = 1 << 16
 #: mergekit leaves the weight sum as the divisor unless it is this close to zero
 WEIGHT_SUM_EPS = 1e-8
 
@@ -64,8 +68,9 @@ BY_PROBABILITY = ParamSpec("rescale_by_probability", per_model=False, default=Fa
                                "(the papers) instead of matching the L1 norm (mergekit)",
                            mergekit=False)
 
-Sparsify = Callable[[torch.Tensor, dict[str, ParamValue], int, torch.Generator | None],
-                    SparseDelta]
+#: (task vector, parameters, model index, generator, buffers or None) -> sparsified
+Sparsify = Callable[[torch.Tensor, dict[str, ParamValue], int, torch.Generator | None,
+                     Buffers | None], SparseDelta]
 
 
 def _rescale_mode(params: dict[str, ParamValue]) -> Rescale:
@@ -74,25 +79,30 @@ def _rescale_mode(params: dict[str, ParamValue]) -> Rescale:
     return "probability" if params.get("rescale_by_probability", False) else "l1"
 
 
-def _by_magnitude(tau, params, i, generator):
+def _by_magnitude(tau, params, i, generator, buffers):
     return trim_magnitude(tau, params["density"][i], rescale=params["rescale"])
 
 
-def _by_outliers(tau, params, i, generator):
+def _by_outliers(tau, params, i, generator, buffers):
     return trim_outliers(tau, params["density"][i], params["gamma"][i],
                          rescale=params["rescale"])
 
 
-def _at_random(tau, params, i, generator):
-    return drop_random(tau, params["density"][i], generator, _rescale_mode(params))
+def _at_random(tau, params, i, generator, buffers):
+    mask = words = None
+    if buffers is not None:  # each model's kept entries live until the combination
+        mask = buffers.get(("kept", i), (tau.numel(),), compute_dtype(tau))
+        words = buffers.get("lanes", (lane_words(tau.numel()),), torch.int64)
+    return drop_random(tau, params["density"][i], generator, _rescale_mode(params),
+                       mask=mask, words=words)
 
 
-def _by_rank(tau, params, i, generator):
+def _by_rank(tau, params, i, generator, buffers):
     return drop_by_rank(tau, params["density"][i], params["epsilon"][i], generator,
                         _rescale_mode(params))
 
 
-def _keep_all(tau, params, i, generator):
+def _keep_all(tau, params, i, generator, buffers):
     return dense(tau)
 
 
@@ -111,6 +121,14 @@ def sum_factors(tensors: list[torch.Tensor], params: dict[str, ParamValue]) -> l
     total = sum(weights)
     divisor = total if params["normalize"] and abs(total) >= WEIGHT_SUM_EPS else 1.0
     return [w / divisor * params["lambda"] for w in weights]
+
+
+def side_by_side(tensors: list[torch.Tensor], random: bool) -> bool:
+    """Whether to sparsify the task vectors on parallel threads: worth it for the
+    magnitude selections, which run on one core each, on large CPU tensors. Random
+    sparsifiers draw from one generator in model order, so they stay sequential."""
+    return (not random and len(tensors) > 1 and tensors[0].device.type == "cpu"
+            and tensors[0].numel() >= SIDE_BY_SIDE_NUMEL)
 
 
 def _method(name: str, sparsify: Sparsify, *, extra: tuple[ParamSpec, ...] = (),
@@ -133,12 +151,22 @@ def _method(name: str, sparsify: Sparsify, *, extra: tuple[ParamSpec, ...] = (),
     def merge(tensors: list[torch.Tensor], params: dict[str, ParamValue], *,
               base: torch.Tensor | None = None,
               generator: torch.Generator | None = None,
-              out: torch.Tensor | None = None) -> torch.Tensor:
-        deltas = [sparsify(tau, params, i, generator) for i, tau in enumerate(tensors)]
+              buffers: Buffers | None = None) -> torch.Tensor:
+        def sparsified(i: int, tau: torch.Tensor) -> SparseDelta:
+            return sparsify(tau, params, i, generator, buffers)
+
+        if side_by_side(tensors, random):
+            deltas = each(sparsified, range(len(tensors)), tensors)
+        else:
+            deltas = [sparsified(i, tau) for i, tau in enumerate(tensors)]
+        out = None if buffers is None else \
+            buffers.get("merged", (deltas[0].numel,), deltas[0].flat.dtype)
         if not consensus:
-            merged = weighted_sum(deltas, sum_factors(tensors, params), out=out)
+            merged = weighted_sum(deltas, sum_factors(tensors, params), out=out,
+                                  buffers=buffers)
             return merged.view(deltas[0].shape)
-        merged = sign_consensus(deltas, params["weight"], params["normalize"], out=out)
+        merged = sign_consensus(deltas, params["weight"], params["normalize"], out=out,
+                                buffers=buffers)
         if params["lambda"] != 1:
             merged.mul_(params["lambda"])
         return merged.view(deltas[0].shape)
@@ -147,7 +175,7 @@ def _method(name: str, sparsify: Sparsify, *, extra: tuple[ParamSpec, ...] = (),
     # weighted sum of the inputs
     linear = sparsify is _keep_all and not consensus
     return MergeOperator(name=name, params=tuple(specs), kind="delta", needs_base=True,
-                         random=random, fn=merge, check=check, doc=doc, fills_out=True,
+                         random=random, fn=merge, check=check, doc=doc, borrows_buffers=True,
                          coefficients=sum_factors if linear else None)
 
 

@@ -239,12 +239,14 @@ def _magnitude_chunks(flat: torch.Tensor):
     buffer = torch.empty(min(n, SCAN_CHUNK), dtype=compute_dtype(flat))
     for start in range(0, n, SCAN_CHUNK):
         part = flat[start:start + SCAN_CHUNK]
-        out = buffer[:part.numel()]
-        if part.dtype == out.dtype:
-            torch.abs(part, out=out)
+        out = buffer[:part.numel()].numpy()
+        if part.dtype == buffer.dtype:
+            # numpy, not torch: this scan runs on one core, so that the selections of
+            # several task vectors can run side by side (see side_by_side)
+            np.abs(part.numpy(), out=out)
         else:
-            out.copy_(part).abs_()
-        yield start, out.numpy()
+            buffer[:part.numel()].copy_(part).abs_()
+        yield start, out
 
 
 def _sample_size(n: int) -> int:
