@@ -40,7 +40,8 @@ def merged_tensor(recipe: Recipe, task: TensorTask, fetch: Fetch,
         if fetch_delta is not None:
             inputs = [fetch_delta(m, n) for m, n in task.inputs]
         else:
-            inputs = [fetch(m, n) - base for m, n in task.inputs]
+            inputs = [_task_vector(fetch(m, n), base, i, scratch)
+                      for i, (m, n) in enumerate(task.inputs)]
         if not inputs:  # only the base contributes
             return _store(base, out)
         delta = op(inputs, task.params, base=base, generator=gen, buffers=scratch)
@@ -81,6 +82,15 @@ def _combined(op: MergeOperator, recipe: Recipe, task: TensorTask, fetch: Fetch,
     merged = linear_combination(terms, torch.empty(first.shape, dtype=dtype,
                                                    device=first.device))
     return _store(merged, out)
+
+
+def _task_vector(theta: torch.Tensor, base: torch.Tensor, i: int,
+                 scratch: Buffers | None) -> torch.Tensor:
+    """``theta - base``, written into a reused buffer when there are buffers."""
+    if scratch is None or theta.dtype != base.dtype:
+        return theta - base
+    return torch.sub(theta, base, out=scratch.get(("task vector", i), theta.shape,
+                                                 theta.dtype))
 
 
 def _lines_scale(recipe: Recipe, task: TensorTask) -> float:
