@@ -11,6 +11,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 
 from evomerge.errors import ConfigError, UnknownNameError
@@ -143,6 +145,23 @@ def test_ties_with_negative_weight_elects_on_weighted_signs():
     # divided by its (negative) weight: -3 / -1 = 3
     got = merge("ties", [torch.tensor([2.0]), torch.tensor([3.0])], weight=[1.0, -1.0])
     assert got.tolist() == [3.0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(0, 2**31 - 1))
+def test_election_without_normalize_sums_exactly_the_agreeing_terms(n_models, seed):
+    from evomerge.merge.operators.combine import sign_consensus
+    from evomerge.merge.operators.sparse import dense
+
+    g = torch.Generator().manual_seed(seed)
+    # small integers: zeros, exact cancellations and ties between models are common
+    values = torch.randint(-3, 4, (n_models, 257), generator=g).float()
+    weights = (torch.randint(-4, 5, (n_models,), generator=g).float() / 2).tolist()
+    d = values * torch.tensor(weights)[:, None]
+    majority = torch.where(d.sum(0) >= 0, 1.0, -1.0)
+    want = (d * (torch.sign(d) == majority)).sum(0)
+    got = sign_consensus([dense(v) for v in values], weights, normalize=False)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
 
 
 # --- mergekit as oracle --------------------------------------------------------------
