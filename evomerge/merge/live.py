@@ -20,6 +20,7 @@ from evomerge.checkpoint import CheckpointReader, check_compatible
 from evomerge.errors import ConfigError
 from evomerge.merge.apply import merged_tensor
 from evomerge.merge.buffers import Buffers
+from evomerge.merge.operators import OPERATORS
 from evomerge.merge.plan import plan_merge
 from evomerge.merge.recipe import Recipe
 
@@ -30,27 +31,72 @@ class LiveMerger:
     def __init__(self, models: Sequence[str], base: str | None = None, *,
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                  allow_pickle: bool = False):
-        self.models = list(dict.fromkeys(_key(m) for m in ([base] if base else []) + list(models)))
+        keys = list(dict.fromkeys(_key(m) for m in ([base] if base else []) + list(models)))
+        readers = [CheckpointReader(m, allow_pickle=allow_pickle) for m in keys]
+        check_compatible(readers)
+        names = readers[0].tensor_names()
+        weights = {}
+        for model, reader in zip(keys, readers):
+            weights[model] = {n: reader.get(n, device=device, dtype=dtype) for n in names}
+            reader.close()
+        self._adopt(weights, readers[0].config, base, device, dtype)
+
+    @classmethod
+    def from_weights(cls, weights: dict[str, dict[str, torch.Tensor]], config: dict,
+                     base: str | None = None, *, device: str | torch.device = "cpu",
+                     dtype: torch.dtype = torch.float32,
+                     task_vectors_only: bool = False) -> LiveMerger:
+        """Sources already in memory: ``weights[model][tensor name]``, every model with the
+        same names and shapes, and the ``config.json`` contents of their architecture.
+        Tensors already on ``device`` in ``dtype`` are used as they are, not copied.
+
+        ``task_vectors_only`` turns each non-base model's tensors into its task vector in
+        place, so a large source set takes the memory of its models once, not twice.
+        Task-vector methods need nothing else; methods that read raw weights (linear,
+        SLERP, ...) are then refused.
+        """
+        names = None
+        for model, tensors in weights.items():
+            shapes = {n: tuple(t.shape) for n, t in tensors.items()}
+            if names is None:
+                names, first, first_shapes = sorted(tensors), model, shapes
+            elif shapes != first_shapes:
+                differ = sorted(set(shapes.items()) ^ set(first_shapes.items()))[:3]
+                raise ConfigError(None, "models", model,
+                                  f"its tensors differ from those of {first!r} "
+                                  f"(first differences: {differ})")
+        merger = cls.__new__(cls)
+        weights = {_key(m): {n: t.to(device=device, dtype=dtype) for n, t in w.items()}
+                   for m, w in weights.items()}
+        merger._adopt(weights, config, base, device, dtype, task_vectors_only)
+        return merger
+
+    def _adopt(self, weights: dict[str, dict[str, torch.Tensor]], config: dict,
+               base: str | None, device: str | torch.device, dtype: torch.dtype,
+               task_vectors_only: bool = False) -> None:
+        self.models = list(weights)
         self.base = _key(base) if base else None
-        base = self.base
+        if self.base is not None and self.base not in weights:
+            raise ConfigError(None, "base_model", base, f"not among the sources {self.models}")
         self.device = torch.device(device)
         self.dtype = dtype
         self._scratch = Buffers(self.device)  # operators' working tensors, kept between builds
-        readers = [CheckpointReader(m, allow_pickle=allow_pickle) for m in self.models]
-        check_compatible(readers)
-        self.names = readers[0].tensor_names()
-        self.config = readers[0].config
-        self.weights: dict[str, dict[str, torch.Tensor]] = {}
-        for model, reader in zip(self.models, readers):
-            self.weights[model] = {n: reader.get(n, device=self.device, dtype=dtype)
-                                   for n in self.names}
-            reader.close()
+        self.weights = weights
+        self.names = sorted(weights[self.models[0]])
+        self.config = config
         # task vectors once per source set: every delta method of every candidate reuses them
         self.deltas: dict[str, dict[str, torch.Tensor]] = {}
-        if base:
-            b = self.weights[base]
+        self.task_vectors_only = task_vectors_only
+        if task_vectors_only and not self.base:
+            raise ConfigError(None, "task_vectors_only", True, "needs a base model")
+        if self.base:
+            b = self.weights[self.base]
             for model in self.models:
-                if model != base:
+                if model == self.base:
+                    continue
+                if task_vectors_only:  # theta - base in place: no second copy
+                    self.deltas[model] = {n: t.sub_(b[n]) for n, t in weights.pop(model).items()}
+                else:
                     self.deltas[model] = {n: self.weights[model][n] - b[n] for n in self.names}
 
     def _fetch(self, model: str, name: str) -> torch.Tensor:
@@ -60,13 +106,17 @@ class LiveMerger:
         return self.deltas[_key(model)][name]
 
     def plan(self, recipe: Recipe):
-        unknown = [m for m in recipe.source_models() if _key(m) not in self.weights]
+        unknown = [m for m in recipe.source_models() if _key(m) not in self.models]
         if unknown:
             raise ConfigError(None, "models", unknown,
                               f"not among the resident sources {self.models}")
         if recipe.base_model is not None and _key(recipe.base_model) != self.base:
             raise ConfigError(None, "base_model", recipe.base_model,
                               f"the resident task vectors are relative to {self.base!r}")
+        if self.task_vectors_only and OPERATORS.get(recipe.merge_method).kind != "delta":
+            raise ConfigError(None, "merge_method", recipe.merge_method,
+                              "this merger holds task vectors only (task_vectors_only=True); "
+                              "methods that read raw weights need them resident")
         return plan_merge(recipe, lambda m: self.names)
 
     def build(self, recipe: Recipe, model: torch.nn.Module) -> float:

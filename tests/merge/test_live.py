@@ -62,3 +62,54 @@ def test_resident_sources_are_not_modified(tiny_models, merger):
                  merger.new_model())
     after = merger.deltas[str(tiny_models["a"])]
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_sources_given_in_memory_build_what_folders_build(tiny_models, merger):
+    from evomerge.checkpoint import CheckpointReader
+
+    keys = [str(tiny_models[k]) for k in ("base", "a", "b")]
+    weights = {}
+    for key in keys:
+        with CheckpointReader(key) as reader:
+            weights[key] = {n: reader.get(n) for n in reader.tensor_names()}
+    in_memory = LiveMerger.from_weights(weights, merger.config, base=keys[0])
+    recipe = load_recipe_dict(_recipe(tiny_models, "dare_ties", density=0.6))
+    want, got = merger.new_model(), in_memory.new_model()
+    merger.build(recipe, want)
+    in_memory.build(recipe, got)
+    for (name, a), (_, b) in zip(want.state_dict().items(), got.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_sources_given_in_memory_must_share_names_and_shapes():
+    from evomerge.errors import ConfigError
+
+    weights = {"base": {"w": torch.zeros(2, 3)}, "a": {"w": torch.zeros(3, 2)}}
+    with pytest.raises(ConfigError, match="differ from those of 'base'"):
+        LiveMerger.from_weights(weights, {}, base="base")
+    with pytest.raises(ConfigError, match="not among the sources"):
+        LiveMerger.from_weights({"a": {"w": torch.zeros(2)}}, {}, base="base")
+
+
+def test_task_vectors_only_builds_the_same_and_refuses_raw_weight_methods(tiny_models, merger):
+    from evomerge.checkpoint import CheckpointReader
+    from evomerge.errors import ConfigError
+
+    keys = [str(tiny_models[k]) for k in ("base", "a", "b")]
+    weights = {}
+    for key in keys:
+        with CheckpointReader(key) as reader:
+            weights[key] = {n: reader.get(n) for n in reader.tensor_names()}
+    lean = LiveMerger.from_weights(weights, merger.config, base=keys[0],
+                                   task_vectors_only=True)
+    assert list(lean.weights) == [keys[0]]  # the experts live on only as task vectors
+    recipe = load_recipe_dict(_recipe(tiny_models, "ties", density=0.5))
+    want, got = merger.new_model(), lean.new_model()
+    merger.build(recipe, want)
+    lean.build(recipe, got)
+    for (name, a), (_, b) in zip(want.state_dict().items(), got.state_dict().items()):
+        assert torch.equal(a, b), name
+    linear = {"merge_method": "linear", "format": "evomerge/recipe-v1",
+              "models": [{"model": k, "parameters": {"weight": 0.5}} for k in keys[1:]]}
+    with pytest.raises(ConfigError, match="task vectors only"):
+        lean.build(load_recipe_dict(linear), got)
