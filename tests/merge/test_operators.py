@@ -382,6 +382,17 @@ def test_linear_combination_writes_in_place_and_skips_zero_terms():
     assert out.tolist() == [2.0, 4.0, 6.0]
 
 
+@pytest.mark.parametrize("density", [0.5, 0.3, 0.0039, 0.999])
+def test_dare_keeps_each_entry_at_the_quantised_rate(density):
+    # 0.5 is decided by the first byte alone; the others also need second bytes
+    n = 1 << 22
+    level = round(density * KEEP_LEVELS)
+    kept = drop_random(torch.ones(n), density, torch.Generator().manual_seed(1),
+                       rescale="none").materialize()
+    rate, p = (kept != 0).float().mean().item(), level / KEEP_LEVELS
+    assert abs(rate - p) < 5 * math.sqrt(p * (1 - p) / n)
+
+
 def test_long_dare_draws_split_into_streams_stay_seeded_and_uniform():
     from evomerge.merge.operators.random_drop import PARALLEL_WORDS, uniform_lanes
 
@@ -392,11 +403,11 @@ def test_long_dare_draws_split_into_streams_stay_seeded_and_uniform():
     assert first.shape == (numel,) and torch.equal(first, again)
     assert not torch.equal(first, other)
     lanes = first.float()
-    # int16 lanes uniform over [-32768, 32767]: mean -0.5, each half of the draw alike
+    # byte lanes uniform over [0, 255]: mean 127.5, each half of the draw alike
     halves = lanes[: numel // 2], lanes[numel // 2:]
     for part in (lanes, *halves):
-        assert abs(part.mean().item() + 0.5) < 100
-        assert abs((part < 0).float().mean().item() - 0.5) < 0.002
+        assert abs(part.mean().item() - 127.5) < 1
+        assert abs((part < 128).float().mean().item() - 0.5) < 0.002
     assert not torch.equal(halves[0][:1000], halves[1][:1000])
 
 

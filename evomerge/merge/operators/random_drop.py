@@ -27,9 +27,11 @@ from evomerge.merge.operators.spec import in_compute_dtype
 
 Rescale = Literal["none", "l1", "probability"]
 
-#: DARE's keep probability is quantised to multiples of 2**-16: each entry needs only
-#: 16 random bits (four entries per 64-bit draw), four times fewer draws than a float
-#: uniform. The realised probability ``level / 65536`` is the one used to rescale.
+#: DARE's keep probability is quantised to multiples of 2**-16, and the realised
+#: probability ``level / 65536`` is the one used to rescale. An entry's 16-bit uniform is
+#: drawn a byte at a time: the first byte decides unless it equals the level's high byte
+#: (one entry in 256), and only those entries draw a second byte. About 8 random bits per
+#: entry, eight entries per 64-bit draw.
 KEEP_LEVELS = 1 << 16
 
 
@@ -49,14 +51,14 @@ CPU_STREAMS = 2
 
 
 def lane_words(numel: int) -> int:
-    """How many 64-bit words hold ``numel`` int16 lanes."""
-    return (numel + 3) // 4
+    """How many 64-bit words hold ``numel`` byte lanes."""
+    return (numel + 7) // 8
 
 
 def uniform_lanes(numel: int, generator: torch.Generator,
                   device: torch.device | str = "cpu",
                   words: torch.Tensor | None = None) -> torch.Tensor:
-    """``numel`` independent uniform int16 values from ``generator``.
+    """``numel`` independent uniform bytes (uint8) from ``generator``.
 
     A CPU generator (Mersenne Twister) is serial, and drawing dominates DARE's cost; a
     long draw is therefore split into equal parts, each from a generator seeded by
@@ -68,12 +70,12 @@ def uniform_lanes(numel: int, generator: torch.Generator,
         words = torch.empty(lane_words(numel), dtype=torch.int64, device=device)
     if words.device.type != "cpu" or words.numel() < PARALLEL_WORDS:
         _fill_uniform(words, generator)
-        return words.view(torch.int16)[:numel]
+        return words.view(torch.uint8)[:numel]
     seeds = torch.randint(0, 1 << 62, (CPU_STREAMS,), generator=generator).tolist()
     parts = words.tensor_split(CPU_STREAMS)
     streams = [torch.Generator().manual_seed(s) for s in seeds]
     each(_fill_uniform, parts, streams)
-    return words.view(torch.int16)[:numel]
+    return words.view(torch.uint8)[:numel]
 
 
 def _fill_uniform(words: torch.Tensor, generator: torch.Generator) -> None:
@@ -105,13 +107,18 @@ def drop_random(tau: torch.Tensor, density: float, generator: torch.Generator | 
     tau = in_compute_dtype(tau)
     level = keep_level(density)
     lanes = uniform_lanes(tau.numel(), generator, tau.device, words)
-    # lanes are int16 in [-32768, 32767]: an entry is kept when its lane lies below
-    # level - 32768, which happens with probability level / 65536
+    high, low = divmod(level, 256)
     if mask is None:
         mask = torch.empty(tau.numel(), dtype=tau.dtype, device=tau.device)
-    # widening the lanes first and comparing in place beats one mixed-dtype comparison
-    # (int16 in, float out) by a third on CPU
-    torch.lt(mask.copy_(lanes), level - KEEP_LEVELS // 2, out=mask)
+    # keep where the 16-bit uniform (first byte, second byte) lies below (high, low).
+    # Widening the bytes first and comparing in place beats one mixed-dtype comparison
+    # (uint8 in, float out) by a third on CPU.
+    torch.lt(mask.copy_(lanes), high, out=mask)
+    if low:  # a first byte equal to ``high`` keeps with probability low / 256
+        tied = torch.nonzero(lanes == high).view(-1)
+        if tied.numel():
+            second = uniform_lanes(tied.numel(), generator, tau.device)
+            mask.index_put_((tied,), (second < low).to(mask.dtype))
     return kept_times(tau, mask, rescale, KEEP_LEVELS / level)
 
 
