@@ -176,13 +176,15 @@ def timed(cmd: list[str], clear: Path) -> float:
 
 
 def bench_set(name: str, work: Path, device: str, repeats: int, disk_repeats: int,
-              methods: list[str], skip_mergekit: bool, bandwidth: float) -> list[dict]:
+              methods: list[str], skip_mergekit: bool, bandwidth: float,
+              remember_order: bool = False) -> list[dict]:
     from evomerge.merge.live import LiveMerger
     from evomerge.merge.recipe import load_recipe_dict
 
     base, experts = prepare(name, work)
     size = model_bytes(base)
-    merger = LiveMerger(experts, base=str(base), device=device)
+    merger = LiveMerger(experts, base=str(base), device=device,
+                        remember_order=remember_order)
     live = merger.new_model()
     rows = []
     for method in methods:
@@ -210,8 +212,8 @@ def bench_set(name: str, work: Path, device: str, repeats: int, disk_repeats: in
         inputs = 2 if method in ("linear", "slerp") else 3  # + the base for delta methods
         moved = (inputs + 1) * size  # read every input once, write the output once
         rows.append({
-            "set": name, "method": method, "model_gb": size / 1e9,
-            "evomerge_disk_s": evo_disk, "mergekit_disk_s": mk,
+            "set": name, "model_gb": size / 1e9, "evomerge_disk_s": evo_disk,
+            "method": method + (", remembered order" if remember_order else ""), "mergekit_disk_s": mk,
             "speedup_vs_mergekit": (mk / evo_disk) if mk else None,
             "in_memory_s": in_mem, "floor_s": moved / bandwidth,
             "x_floor": in_mem / (moved / bandwidth),
@@ -262,6 +264,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("runs/bench_merge"))
     ap.add_argument("--skip-mergekit", action="store_true")
     ap.add_argument("--write", type=Path, help="append the table to this markdown file")
+    ap.add_argument("--remember-order", action="store_true",
+                    help="in-memory builds sort each task vector's magnitudes once "
+                         "(LiveMerger(remember_order=True))")
     ap.add_argument("--live-layers", type=int,
                     help=f"layers of the in-memory sets ({', '.join(IN_MEMORY_SETS)})")
     args = ap.parse_args()
@@ -276,7 +281,8 @@ def main() -> None:
                                         args.methods.split(","), args.live_layers)
             continue
         rows += bench_set(name, args.work, args.device, args.repeats, args.disk_repeats,
-                          args.methods.split(","), args.skip_mergekit, bw)
+                          args.methods.split(","), args.skip_mergekit, bw,
+                          args.remember_order)
     if args.write:
         stamp = datetime.date.today().isoformat()
         block = (f"\n## {stamp}: {machine()}\n\nmemory-copy bandwidth {bw / 1e9:.2f} GB/s; "

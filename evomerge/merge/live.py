@@ -20,17 +20,23 @@ from evomerge.checkpoint import CheckpointReader, check_compatible
 from evomerge.errors import ConfigError
 from evomerge.merge.apply import merged_tensor
 from evomerge.merge.buffers import Buffers
-from evomerge.merge.operators import OPERATORS
+from evomerge.merge.operators import OPERATORS, topk
 from evomerge.merge.plan import plan_merge
 from evomerge.merge.recipe import Recipe
 
 
 class LiveMerger:
-    """Sources resident in memory, task vectors precomputed, candidates built in place."""
+    """Sources resident in memory, task vectors precomputed, candidates built in place.
+
+    ``remember_order`` sorts every task vector's magnitudes once (CPU), so that magnitude
+    trims (TIES, Breadcrumbs) at any density read their threshold instead of scanning
+    for it: worth it when many candidates are built, at the cost of one more copy of
+    the task vectors in memory.
+    """
 
     def __init__(self, models: Sequence[str], base: str | None = None, *,
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 allow_pickle: bool = False):
+                 allow_pickle: bool = False, remember_order: bool = False):
         keys = list(dict.fromkeys(_key(m) for m in ([base] if base else []) + list(models)))
         readers = [CheckpointReader(m, allow_pickle=allow_pickle) for m in keys]
         check_compatible(readers)
@@ -39,13 +45,14 @@ class LiveMerger:
         for model, reader in zip(keys, readers):
             weights[model] = {n: reader.get(n, device=device, dtype=dtype) for n in names}
             reader.close()
-        self._adopt(weights, readers[0].config, base, device, dtype)
+        self._adopt(weights, readers[0].config, base, device, dtype,
+                    remember_order=remember_order)
 
     @classmethod
     def from_weights(cls, weights: dict[str, dict[str, torch.Tensor]], config: dict,
                      base: str | None = None, *, device: str | torch.device = "cpu",
-                     dtype: torch.dtype = torch.float32,
-                     task_vectors_only: bool = False) -> LiveMerger:
+                     dtype: torch.dtype = torch.float32, task_vectors_only: bool = False,
+                     remember_order: bool = False) -> LiveMerger:
         """Sources already in memory: ``weights[model][tensor name]``, every model with the
         same names and shapes, and the ``config.json`` contents of their architecture.
         Tensors already on ``device`` in ``dtype`` are used as they are, not copied.
@@ -53,7 +60,7 @@ class LiveMerger:
         ``task_vectors_only`` turns each non-base model's tensors into its task vector in
         place, so a large source set takes the memory of its models once, not twice.
         Task-vector methods need nothing else; methods that read raw weights (linear,
-        SLERP, ...) are then refused.
+        SLERP, ...) are then refused. ``remember_order`` is as for the constructor.
         """
         names = None
         for model, tensors in weights.items():
@@ -68,12 +75,12 @@ class LiveMerger:
         merger = cls.__new__(cls)
         weights = {_key(m): {n: t.to(device=device, dtype=dtype) for n, t in w.items()}
                    for m, w in weights.items()}
-        merger._adopt(weights, config, base, device, dtype, task_vectors_only)
+        merger._adopt(weights, config, base, device, dtype, task_vectors_only, remember_order)
         return merger
 
     def _adopt(self, weights: dict[str, dict[str, torch.Tensor]], config: dict,
                base: str | None, device: str | torch.device, dtype: torch.dtype,
-               task_vectors_only: bool = False) -> None:
+               task_vectors_only: bool = False, remember_order: bool = False) -> None:
         self.models = list(weights)
         self.base = _key(base) if base else None
         if self.base is not None and self.base not in weights:
@@ -98,6 +105,9 @@ class LiveMerger:
                     self.deltas[model] = {n: t.sub_(b[n]) for n, t in weights.pop(model).items()}
                 else:
                     self.deltas[model] = {n: self.weights[model][n] - b[n] for n in self.names}
+                if remember_order:
+                    for tau in self.deltas[model].values():
+                        topk.remember_order(tau)
 
     def _fetch(self, model: str, name: str) -> torch.Tensor:
         return self.weights[_key(model)][name]

@@ -113,3 +113,20 @@ def test_task_vectors_only_builds_the_same_and_refuses_raw_weight_methods(tiny_m
               "models": [{"model": k, "parameters": {"weight": 0.5}} for k in keys[1:]]}
     with pytest.raises(ConfigError, match="task vectors only"):
         lean.build(load_recipe_dict(linear), got)
+
+
+@pytest.mark.parametrize("method,params", [
+    ("ties", {"density": 0.4}), ("breadcrumbs", {"density": 0.7, "gamma": 0.05}),
+])
+def test_remembered_order_builds_the_same_merge(tiny_models, merger, method, params):
+    from evomerge.merge.operators.topk import _remembered_order
+
+    keys = [str(tiny_models[k]) for k in ("a", "b")]
+    ordered = LiveMerger(keys, base=str(tiny_models["base"]), remember_order=True)
+    assert all(_remembered_order(t) is not None for t in ordered.deltas[keys[0]].values())
+    recipe = load_recipe_dict(_recipe(tiny_models, method, **params))
+    want, got = merger.new_model(), ordered.new_model()
+    merger.build(recipe, want)
+    ordered.build(recipe, got)
+    for (name, a), (_, b) in zip(want.state_dict().items(), got.state_dict().items()):
+        assert torch.equal(a, b), name

@@ -435,3 +435,24 @@ def test_operators_that_borrow_buffers_give_the_same_result(method):
     assert got.data_ptr() == buffers.get("merged", (48,), torch.float32).data_ptr()
     torch.testing.assert_close(got, want, atol=0, rtol=0)
     torch.testing.assert_close(again, want, atol=0, rtol=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.001, 0.999), st.booleans())
+def test_remembered_order_gives_the_scanned_cut(seed, density, repeated):
+    from evomerge.merge.operators.topk import _remembered_order, magnitude_cut, remember_order
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(70_001, generator=g)
+    if repeated:  # few distinct values, as between bf16 checkpoints: many ties at the cut
+        x = torch.round(x * 4) / 4
+    k = max(1, int(density * x.numel()))
+    scanned = magnitude_cut(x.clone(), k)
+    remember_order(x)
+    assert _remembered_order(x) is not None
+    looked_up = magnitude_cut(x, k)
+    assert looked_up.threshold == scanned.threshold
+    assert torch.equal(looked_up.dropped_ties, scanned.dropped_ties)
+    x.mul_(-1.5)  # changed in place: the remembered order no longer applies
+    assert _remembered_order(x) is None
+    assert magnitude_cut(x, k).threshold == magnitude_cut(x.clone(), k).threshold

@@ -173,8 +173,9 @@ def trim_magnitude(tau: torch.Tensor, density: float, rescale: bool) -> SparseDe
         return dense(tau)
     if k == 0:
         return zero_like(tau)
-    flat = in_compute_dtype(tau).reshape(-1)
-    trimmed = MagnitudeBandDelta(flat, tau.shape, magnitude_cut(flat, k))
+    tau = in_compute_dtype(tau)  # the resident tensor itself when it is float32, so a
+    flat = tau.reshape(-1)       # remembered order (topk.remember_order) is found
+    trimmed = MagnitudeBandDelta(flat, tau.shape, magnitude_cut(tau, k))
     return trimmed.rescaled_to_l1() if rescale else trimmed
 
 
@@ -201,8 +202,8 @@ def trim_outliers(tau: torch.Tensor, density: float, gamma: float,
     if outer == 0:
         return zero_like(tau)
     flat = tau.reshape(-1)
-    kept = MagnitudeBandDelta(flat, tau.shape, magnitude_cut(flat, outer),
-                              magnitude_cut(flat, drop_top) if drop_top > 0 else None)
+    kept = MagnitudeBandDelta(flat, tau.shape, magnitude_cut(tau, outer),
+                              magnitude_cut(tau, drop_top) if drop_top > 0 else None)
     return kept.rescaled_to_l1() if rescale else kept
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.utils.weak import WeakIdKeyDictionary
 
 from evomerge.merge.operators.spec import compute_dtype
 
@@ -85,6 +86,33 @@ def magnitudes(x: torch.Tensor) -> torch.Tensor:
     return flat.abs() if flat.dtype == dtype else flat.to(dtype).abs_()
 
 
+#: sorted magnitudes of the tensors given to :func:`remember_order`, by tensor object
+_ORDERS = WeakIdKeyDictionary()
+
+
+def remember_order(x: torch.Tensor) -> None:
+    """Sort ``x``'s magnitudes once, so that every later :func:`magnitude_cut` of ``x``
+    (the same tensor object, unchanged since) is a lookup instead of a scan, for any k.
+
+    For a search that trims the same resident task vectors at a new density for every
+    candidate. It costs a copy of ``x`` in memory for as long as ``x`` lives. CPU only:
+    on a GPU the scan is fast already, and this does nothing.
+
+    >>> x = torch.tensor([0.5, -3.0, 2.0, -2.0, 0.1])
+    >>> remember_order(x)
+    >>> cut = magnitude_cut(x, 2)  # 2.0 and -2.0 tie: the later one drops out
+    >>> cut.threshold, cut.dropped_ties.tolist()
+    (2.0, [3])
+    """
+    if x.device.type == "cpu":
+        _ORDERS[x] = (x._version, np.sort(magnitudes(x).numpy()))
+
+
+def _remembered_order(x: torch.Tensor) -> np.ndarray | None:
+    seen = _ORDERS.get(x)
+    return seen[1] if seen is not None and seen[0] == x._version else None
+
+
 def magnitude_cut(x: torch.Tensor, k: int) -> MagnitudeCut:
     """The k-th largest magnitude of ``x`` and the tied entries beyond the top k.
 
@@ -103,7 +131,11 @@ def magnitude_cut(x: torch.Tensor, k: int) -> MagnitudeCut:
         ties = torch.nonzero(mags == threshold).reshape(-1)
         dropped = ties[k - n_greater:] if n_greater + ties.numel() > k else ties[:0]
         return MagnitudeCut(threshold.item(), dropped)
-    threshold, n_greater, n_equal = _kth_largest(flat, k)
+    order = _remembered_order(x)
+    if order is not None:
+        threshold, n_greater, n_equal = _select_sorted(order, k)
+    else:
+        threshold, n_greater, n_equal = _kth_largest(flat, k)
     if n_greater + n_equal > k:
         dropped = torch.from_numpy(_equal_positions(flat, threshold)[k - n_greater:])
     else:
@@ -210,6 +242,14 @@ def _kth_largest(flat: torch.Tensor, k: int) -> tuple[float, int, int]:
         return float(lo), n_above, n_from_lo - n_above
     threshold, n_greater, n_equal = _select(np.concatenate(inside), k - n_above)
     return threshold, n_above + n_greater, n_equal
+
+
+def _select_sorted(order: np.ndarray, k: int) -> tuple[float, int, int]:
+    """Like :func:`_kth_largest`, read off magnitudes sorted ascending."""
+    threshold = order[order.size - k]
+    first, beyond = np.searchsorted(order, threshold, "left"), \
+        np.searchsorted(order, threshold, "right")
+    return float(threshold), int(order.size - beyond), int(beyond - first)
 
 
 def _select(values: np.ndarray, k: int) -> tuple[float, int, int]:
