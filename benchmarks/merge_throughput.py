@@ -92,7 +92,7 @@ IN_MEMORY_SETS = {
 
 
 def bench_in_memory_set(name: str, device: str, repeats: int, methods: list[str],
-                        layers: int | None) -> list[dict]:
+                        layers: int | None, bandwidth: float) -> list[dict]:
     """Rows for a model set made on the device: in-memory builds only."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -134,16 +134,12 @@ def bench_in_memory_set(name: str, device: str, repeats: int, methods: list[str]
         rows.append({
             "set": name, "method": method, "model_gb": size / 1e9,
             "evomerge_disk_s": None, "mergekit_disk_s": None, "speedup_vs_mergekit": None,
-            "in_memory_s": in_mem, "floor_s": moved / BANDWIDTH[device],
-            "x_floor": in_mem / (moved / BANDWIDTH[device]),
+            "in_memory_s": in_mem, "floor_s": moved / bandwidth,
+            "x_floor": in_mem / (moved / bandwidth),
             "in_memory_gb_s": moved / in_mem / 1e9, "in_memory_vs_mergekit": None,
         })
         print(format_row(rows[-1]), flush=True)
     return rows
-
-
-#: memory-copy bandwidth per device, measured once in main
-BANDWIDTH: dict[str, float] = {}
 
 
 def model_bytes(folder: Path) -> int:
@@ -271,14 +267,14 @@ def main() -> None:
                     help=f"layers of the in-memory sets ({', '.join(IN_MEMORY_SETS)})")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    bw = BANDWIDTH[args.device] = copy_bandwidth(args.device)
+    bw = copy_bandwidth(args.device)
     print(f"machine: {machine()}\nmemory-copy bandwidth: {bw / 1e9:.2f} GB/s (read + write)")
     print(HEADER)
     rows = []
     for name in args.sets.split(","):
         if name in IN_MEMORY_SETS:
             rows += bench_in_memory_set(name, args.device, args.repeats,
-                                        args.methods.split(","), args.live_layers)
+                                        args.methods.split(","), args.live_layers, bw)
             continue
         rows += bench_set(name, args.work, args.device, args.repeats, args.disk_repeats,
                           args.methods.split(","), args.skip_mergekit, bw,

@@ -62,11 +62,11 @@ class LiveMerger:
         Task-vector methods need nothing else; methods that read raw weights (linear,
         SLERP, ...) are then refused. ``remember_order`` is as for the constructor.
         """
-        names = None
+        first, first_shapes = None, None
         for model, tensors in weights.items():
             shapes = {n: tuple(t.shape) for n, t in tensors.items()}
-            if names is None:
-                names, first, first_shapes = sorted(tensors), model, shapes
+            if first_shapes is None:
+                first, first_shapes = model, shapes
             elif shapes != first_shapes:
                 differ = sorted(set(shapes.items()) ^ set(first_shapes.items()))[:3]
                 raise ConfigError(None, "models", model,

@@ -64,7 +64,8 @@ def test_resident_sources_are_not_modified(tiny_models, merger):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_sources_given_in_memory_build_what_folders_build(tiny_models, merger):
+def _sources_in_memory(tiny_models):
+    """The tiny base and experts read into memory: (folder keys, weights by key)."""
     from evomerge.checkpoint import CheckpointReader
 
     keys = [str(tiny_models[k]) for k in ("base", "a", "b")]
@@ -72,13 +73,24 @@ def test_sources_given_in_memory_build_what_folders_build(tiny_models, merger):
     for key in keys:
         with CheckpointReader(key) as reader:
             weights[key] = {n: reader.get(n) for n in reader.tensor_names()}
-    in_memory = LiveMerger.from_weights(weights, merger.config, base=keys[0])
-    recipe = load_recipe_dict(_recipe(tiny_models, "dare_ties", density=0.6))
-    want, got = merger.new_model(), in_memory.new_model()
-    merger.build(recipe, want)
-    in_memory.build(recipe, got)
+    return keys, weights
+
+
+def _assert_same_build(reference, other, cfg):
+    """Both mergers build ``cfg`` into bit-identical models; returns ``other``'s model."""
+    recipe = load_recipe_dict(cfg)
+    want, got = reference.new_model(), other.new_model()
+    reference.build(recipe, want)
+    other.build(recipe, got)
     for (name, a), (_, b) in zip(want.state_dict().items(), got.state_dict().items()):
         assert torch.equal(a, b), name
+    return got
+
+
+def test_sources_given_in_memory_build_what_folders_build(tiny_models, merger):
+    keys, weights = _sources_in_memory(tiny_models)
+    in_memory = LiveMerger.from_weights(weights, merger.config, base=keys[0])
+    _assert_same_build(merger, in_memory, _recipe(tiny_models, "dare_ties", density=0.6))
 
 
 def test_sources_given_in_memory_must_share_names_and_shapes():
@@ -92,23 +104,13 @@ def test_sources_given_in_memory_must_share_names_and_shapes():
 
 
 def test_task_vectors_only_builds_the_same_and_refuses_raw_weight_methods(tiny_models, merger):
-    from evomerge.checkpoint import CheckpointReader
     from evomerge.errors import ConfigError
 
-    keys = [str(tiny_models[k]) for k in ("base", "a", "b")]
-    weights = {}
-    for key in keys:
-        with CheckpointReader(key) as reader:
-            weights[key] = {n: reader.get(n) for n in reader.tensor_names()}
+    keys, weights = _sources_in_memory(tiny_models)
     lean = LiveMerger.from_weights(weights, merger.config, base=keys[0],
                                    task_vectors_only=True)
     assert list(lean.weights) == [keys[0]]  # the experts live on only as task vectors
-    recipe = load_recipe_dict(_recipe(tiny_models, "ties", density=0.5))
-    want, got = merger.new_model(), lean.new_model()
-    merger.build(recipe, want)
-    lean.build(recipe, got)
-    for (name, a), (_, b) in zip(want.state_dict().items(), got.state_dict().items()):
-        assert torch.equal(a, b), name
+    got = _assert_same_build(merger, lean, _recipe(tiny_models, "ties", density=0.5))
     linear = {"merge_method": "linear", "format": "evomerge/recipe-v1",
               "models": [{"model": k, "parameters": {"weight": 0.5}} for k in keys[1:]]}
     with pytest.raises(ConfigError, match="task vectors only"):
@@ -124,9 +126,4 @@ def test_remembered_order_builds_the_same_merge(tiny_models, merger, method, par
     keys = [str(tiny_models[k]) for k in ("a", "b")]
     ordered = LiveMerger(keys, base=str(tiny_models["base"]), remember_order=True)
     assert all(_remembered_order(t) is not None for t in ordered.deltas[keys[0]].values())
-    recipe = load_recipe_dict(_recipe(tiny_models, method, **params))
-    want, got = merger.new_model(), ordered.new_model()
-    merger.build(recipe, want)
-    ordered.build(recipe, got)
-    for (name, a), (_, b) in zip(want.state_dict().items(), got.state_dict().items()):
-        assert torch.equal(a, b), name
+    _assert_same_build(merger, ordered, _recipe(tiny_models, method, **params))

@@ -18,8 +18,6 @@ random ones (DARE, DELLA) in :mod:`evomerge.merge.operators.random_drop`.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
 

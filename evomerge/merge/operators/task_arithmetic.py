@@ -123,7 +123,7 @@ def sum_factors(tensors: list[torch.Tensor], params: dict[str, ParamValue]) -> l
     return [w / divisor * params["lambda"] for w in weights]
 
 
-def side_by_side(tensors: list[torch.Tensor], random: bool) -> bool:
+def sparsify_in_parallel(tensors: list[torch.Tensor], random: bool) -> bool:
     """Whether to sparsify the task vectors on parallel threads: worth it for the
     magnitude selections, which run on one core each, on large CPU tensors. Random
     sparsifiers draw from one generator in model order, so they stay sequential."""
@@ -155,7 +155,7 @@ def _method(name: str, sparsify: Sparsify, *, extra: tuple[ParamSpec, ...] = (),
         def sparsified(i: int, tau: torch.Tensor) -> SparseDelta:
             return sparsify(tau, params, i, generator, buffers)
 
-        if side_by_side(tensors, random):
+        if sparsify_in_parallel(tensors, random):
             deltas = each(sparsified, range(len(tensors)), tensors)
         else:
             deltas = [sparsified(i, tau) for i, tau in enumerate(tensors)]
