@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from evomerge.cli import LazyGroup
 from evomerge.errors import EvomergeError
 from evomerge.zoo.presets import PRESETS
 
@@ -48,7 +49,7 @@ def _user_errors():
         raise err from None
 
 
-@click.group("zoo", help="The toy model zoo: tiny Llama models and local tasks built here.")
+@click.group("zoo", help=LazyGroup.lazy["zoo"][1])
 def zoo() -> None:
     # Progress is shown with rich; transformers' per-file bars would only interleave.
     from transformers.utils import logging as hf_logging
