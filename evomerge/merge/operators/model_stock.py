@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from evomerge.merge.operators.combine import weighted_sum
+from evomerge.merge.operators.reductions import gram
 from evomerge.merge.operators.sparse import dense
 from evomerge.merge.operators.spec import MergeOperator, ParamSpec, ParamValue, in_compute_dtype
 
@@ -30,17 +31,22 @@ SINGULAR_EPS = 1e-6
 
 def interpolation_ratio(taus: list[torch.Tensor], filter_wise: bool) -> torch.Tensor:
     """``t`` per tensor (0-d) or per row (``filter_wise``, shape ``[..., 1]``)."""
-    if filter_wise and taus[0].dim() >= 2:
-        rows = taus
-    else:  # one cosine for the whole tensor
-        rows = [tau.reshape(-1) for tau in taus]
-    norms = [torch.linalg.vector_norm(r, dim=-1) for r in rows]
-    k = len(rows)
+    k = len(taus)
+    if filter_wise and taus[0].dim() >= 2:  # rows are short: torch's own sums are exact enough
+        norms = [torch.linalg.vector_norm(t, dim=-1) for t in taus]
+
+        def dot(i: int, j: int) -> torch.Tensor:
+            return torch.linalg.vecdot(taus[i], taus[j], dim=-1)
+    else:  # one cosine for the whole tensor, from sums that stay accurate at any size
+        products = gram(taus).to(taus[0].dtype)
+        norms = list(products.diagonal().sqrt())
+
+        def dot(i: int, j: int) -> torch.Tensor:
+            return products[i, j]
     cos_sum = torch.zeros_like(norms[0])
     for i in range(k):
         for j in range(i + 1, k):
-            dot = torch.linalg.vecdot(rows[i], rows[j], dim=-1)
-            cos = dot / (norms[i] * norms[j]).clamp(min=NORM_PRODUCT_EPS)
+            cos = dot(i, j) / (norms[i] * norms[j]).clamp(min=NORM_PRODUCT_EPS)
             cos_sum += cos.clamp(-1, 1)
     cos = cos_sum / (k * (k - 1) // 2)
     denominator = 1 + (k - 1) * cos

@@ -19,6 +19,7 @@ import math
 import torch
 
 from evomerge.merge.operators.combine import linear_combination
+from evomerge.merge.operators.reductions import gram
 from evomerge.merge.operators.spec import MergeOperator, ParamSpec, ParamValue, in_compute_dtype
 
 #: above this |cos| the tensors count as parallel: interpolate linearly
@@ -37,11 +38,11 @@ def slerp(t: float, v0: torch.Tensor, v1: torch.Tensor) -> torch.Tensor:
 def slerp_coefficients(t: float, v0: torch.Tensor, v1: torch.Tensor) -> tuple[float, float]:
     """(c0, c1) with ``slerp(t, v0, v1) == c0 * v0 + c1 * v1``: one read of both tensors."""
     a, b = in_compute_dtype(v0).reshape(-1), in_compute_dtype(v1).reshape(-1)
-    norm_a = float(torch.linalg.vector_norm(a)) if a.numel() else 0.0
-    norm_b = float(torch.linalg.vector_norm(b)) if b.numel() else 0.0
+    (aa, ab), (_, bb) = gram([a, b]).tolist()
+    norm_a, norm_b = math.sqrt(aa), math.sqrt(bb)
     norm_a = norm_a if norm_a > NORM_EPS else 1.0
     norm_b = norm_b if norm_b > NORM_EPS else 1.0
-    cos = float(torch.dot(a, b)) / norm_a / norm_b if a.numel() else 1.0
+    cos = ab / norm_a / norm_b if a.numel() else 1.0
     cos = min(1.0, max(-1.0, cos))
     if abs(cos) > DOT_THRESHOLD:
         coef_a, coef_b = 1.0 - t, t

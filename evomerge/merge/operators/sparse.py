@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
+from evomerge.merge.operators.reductions import l1_norm
 from evomerge.merge.operators.spec import in_compute_dtype
 from evomerge.merge.operators.topk import MagnitudeCut, cut_chunk, magnitude_cut, top_count
 
@@ -55,15 +56,13 @@ class SparseDelta:
 
     def l1_norms(self, chunk: int = 1 << 22) -> tuple[float, float]:
         """(L1 norm of the task vector, L1 norm of the kept entries), one chunked pass."""
-        before = after = 0.0
+        after = 0.0
         scratch = torch.empty(min(chunk, self.numel), dtype=self.flat.dtype,
                               device=self.flat.device)
         for start in range(0, self.numel, chunk):
             stop = min(self.numel, start + chunk)
-            kept = self.values(start, stop, scratch[:stop - start])
-            after += float(kept.abs().sum())
-            before += float(self.flat[start:stop].abs().sum())
-        return before, after
+            after += l1_norm(self.values(start, stop, scratch[:stop - start]))
+        return l1_norm(self.flat), after
 
     def rescaled_to_l1(self) -> SparseDelta:
         """mergekit's ``rescale``: scale the kept entries so the L1 norm is unchanged."""
@@ -132,11 +131,6 @@ def kept_times(tau: torch.Tensor, multiplier: torch.Tensor, rescale: str,
     elif rescale == "probability":
         delta.scale = probability_scale
     return delta
-
-
-def l1_norm(x: torch.Tensor) -> float:
-    """Sum of magnitudes in one fused pass (no ``|x|`` temporary)."""
-    return float(torch.linalg.vector_norm(x, 1))
 
 
 #: L1 norms by tensor object. A search builds every candidate from the same resident task
