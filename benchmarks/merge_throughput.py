@@ -142,6 +142,14 @@ def bench_in_memory_set(name: str, device: str, repeats: int, methods: list[str]
     return rows
 
 
+def read_through(folder: Path, block: int = 64 << 20) -> None:
+    """Read a model's weight files once, so they sit in the page cache."""
+    for f in sorted(folder.glob("*.safetensors")):
+        with open(f, "rb", buffering=0) as stream:
+            while stream.read(block):
+                pass
+
+
 def model_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.glob("*.safetensors"))
 
@@ -179,15 +187,15 @@ def bench_set(name: str, work: Path, device: str, repeats: int, disk_repeats: in
 
     base, experts = prepare(name, work)
     size = model_bytes(base)
-    merger = LiveMerger(experts, base=str(base), device=device,
-                        remember_order=remember_order)
-    live = merger.new_model()
-    rows = []
+    out = work / "out"
+    for folder in [base, *experts]:  # neither tool's first run pays for a cold cache
+        read_through(folder)
+    # every disk run first, while this process holds no sources: resident ones would
+    # leave the commands less page cache than they get on their own
+    disk: dict[str, tuple[float, float | None]] = {}
     for method in methods:
-        cfg = recipe(method, base, experts)
         cfg_path = work / f"{name}_{method}.yaml"
-        cfg_path.write_text(yaml.safe_dump(cfg))
-        out = work / "out"
+        cfg_path.write_text(yaml.safe_dump(recipe(method, base, experts)))
         evo_cmd = [sys.executable, "-m", "evomerge.cli", "merge", str(cfg_path), str(out),
                    "--quiet", "--device", device]
         mk_cmd = [shutil.which("mergekit-yaml") or "mergekit-yaml", str(cfg_path), str(out)]
@@ -199,8 +207,18 @@ def bench_set(name: str, work: Path, device: str, repeats: int, disk_repeats: in
             evo_times.append(timed(evo_cmd, clear=out))
             if not skip_mergekit:
                 mk_times.append(timed(mk_cmd, clear=out))
-        evo_disk = statistics.median(evo_times)
-        mk = statistics.median(mk_times) if mk_times else None
+        disk[method] = (statistics.median(evo_times),
+                        statistics.median(mk_times) if mk_times else None)
+        print(f"{name} {method} disk: evomerge {disk[method][0]:.2f} s"
+              + (f", mergekit {disk[method][1]:.2f} s" if mk_times else ""), flush=True)
+    shutil.rmtree(out, ignore_errors=True)
+    merger = LiveMerger(experts, base=str(base), device=device,
+                        remember_order=remember_order)
+    live = merger.new_model()
+    rows = []
+    for method in methods:
+        evo_disk, mk = disk[method]
+        cfg = recipe(method, base, experts)
         live_recipe = load_recipe_dict(cfg)  # same paths as the resident sources
         merger.build(live_recipe, live)  # warm-up
         builds = [merger.build(live_recipe, live) for _ in range(repeats)]
@@ -217,7 +235,6 @@ def bench_set(name: str, work: Path, device: str, repeats: int, disk_repeats: in
             "in_memory_vs_mergekit": (mk / in_mem) if mk else None,
         })
         print(format_row(rows[-1]), flush=True)
-    shutil.rmtree(work / "out", ignore_errors=True)
     return rows
 
 
