@@ -27,9 +27,12 @@ CPU_STEP = 1 << 18
 DEVICE_STEP = 1 << 24
 
 
+def _step(x: torch.Tensor) -> int:
+    return CPU_STEP if x.device.type == "cpu" else DEVICE_STEP
+
+
 def _steps(x: torch.Tensor):
-    n = x.numel()
-    step = CPU_STEP if x.device.type == "cpu" else DEVICE_STEP
+    n, step = x.numel(), _step(x)
     for start in range(0, n, step):
         yield start, min(n, start + step)
 
@@ -39,8 +42,8 @@ def l1_norm(x: torch.Tensor) -> float:
     flat = x.reshape(-1)
     if not flat.numel():
         return 0.0
-    scratch = torch.empty(min(flat.numel(), CPU_STEP if flat.device.type == "cpu"
-                              else DEVICE_STEP), dtype=flat.dtype, device=flat.device)
+    scratch = torch.empty(min(flat.numel(), _step(flat)), dtype=flat.dtype,
+                          device=flat.device)
     total = torch.zeros((), dtype=torch.float64, device=flat.device)
     for start, stop in _steps(flat):
         total += torch.abs(flat[start:stop], out=scratch[:stop - start]).sum()
