@@ -393,6 +393,28 @@ def test_dare_keeps_each_entry_at_the_quantised_rate(density):
     assert abs(rate - p) < 5 * math.sqrt(p * (1 - p) / n)
 
 
+def test_dare_mask_made_a_step_at_a_time_is_the_whole_tensor_rule():
+    # the mask is built a cache-sized step at a time, with the entries that need a second
+    # byte settled step by step; it must equal the rule applied to the whole tensor at once
+    from evomerge.merge.operators.random_drop import uniform_lanes
+    from evomerge.merge.operators.reductions import CPU_STEP
+
+    n, density = 3 * CPU_STEP + 123, 0.3
+    high, low = divmod(round(density * KEEP_LEVELS), 256)
+    g = torch.Generator().manual_seed(5)
+    lanes = uniform_lanes(n, g).clone()
+    tied = torch.nonzero(lanes == high).view(-1)
+    second = uniform_lanes(tied.numel(), g)
+    expected = lanes < high
+    expected[tied] = second < low
+    tau = randn(n, seed=9)
+    kept = drop_random(tau, density, torch.Generator().manual_seed(5), "l1")
+    assert torch.equal(kept.flat != 0, expected)
+    assert torch.equal(kept.flat[expected], tau[expected])
+    exact = tau.double().abs().sum() / tau[expected].double().abs().sum()
+    assert kept.scale == pytest.approx(float(exact), rel=1e-6)
+
+
 def test_long_dare_draws_split_into_streams_stay_seeded_and_uniform():
     from evomerge.merge.operators.random_drop import PARALLEL_WORDS, uniform_lanes
 

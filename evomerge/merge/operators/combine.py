@@ -18,12 +18,20 @@ from collections.abc import Sequence
 import torch
 
 from evomerge.merge.buffers import Buffers
+from evomerge.merge.operators.reductions import CPU_STEP
 from evomerge.merge.operators.sparse import SparseDelta
 
-#: entries per chunk: bounds the scratch memory of a huge tensor. Chunks stay large
-#: because every chunk is one parallel region per op, and on a busy machine each region
-#: waits for a descheduled thread (64K-entry chunks ran 80x slower than whole tensors there)
+#: entries per chunk on a GPU: bounds the scratch memory of a huge tensor
 COMBINE_CHUNK = 1 << 22
+
+
+def combine_chunk(device: torch.device) -> int:
+    """Entries per chunk: on CPU a cache-sized step, so that a chunk's working tensors
+    stay in the core's cache from one op to the next (a dare_ties build ran 5-10% faster
+    than with 4M-entry chunks). Far smaller chunks cost more in parallel regions than they
+    save: every chunk is one region per op, and on a busy machine each region waits for
+    a descheduled thread (64K-entry chunks once ran 80x slower than whole tensors)."""
+    return CPU_STEP if device.type == "cpu" else COMBINE_CHUNK
 
 
 def _flat_result(first: SparseDelta, out: torch.Tensor | None) -> torch.Tensor:
@@ -39,7 +47,7 @@ def _flat_result(first: SparseDelta, out: torch.Tensor | None) -> torch.Tensor:
 def _chunk_buffers(count: int, first: SparseDelta,
                    buffers: Buffers | None) -> list[torch.Tensor]:
     """``count`` tensors of one chunk each, borrowed from ``buffers`` when given."""
-    size, dtype = min(first.numel, COMBINE_CHUNK), first.flat.dtype
+    size, dtype = min(first.numel, combine_chunk(first.flat.device)), first.flat.dtype
     if buffers is not None:
         return [buffers.get(("chunk", i), (size,), dtype) for i in range(count)]
     return [torch.empty(size, dtype=dtype, device=first.flat.device) for _ in range(count)]
@@ -58,8 +66,9 @@ def weighted_sum(deltas: Sequence[SparseDelta], weights: Sequence[float],
     if not terms:
         return out.zero_()
     [scratch] = _chunk_buffers(1, first, buffers)
-    for start in range(0, n, COMBINE_CHUNK):
-        stop = min(n, start + COMBINE_CHUNK)
+    chunk = combine_chunk(first.flat.device)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
         acc, buf = out[start:stop], scratch[:stop - start]
         for i, (delta, coefficient) in enumerate(terms):
             values = delta.values(start, stop, buf)
@@ -97,8 +106,9 @@ def sign_consensus(deltas: Sequence[SparseDelta], weights: Sequence[float],
     elect = _elect_normalized if normalize else _elect
     chunks = _chunk_buffers(len(terms) + 4, first, buffers)
     values_buf, work = chunks[:len(terms)], chunks[len(terms):]
-    for start in range(0, n, COMBINE_CHUNK):
-        stop = min(n, start + COMBINE_CHUNK)
+    chunk = combine_chunk(first.flat.device)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
         size = stop - start
         values = [d.values(start, stop, buf[:size]) for (d, _, _), buf in zip(terms, values_buf)]
         elect(values, terms, out[start:stop], [w[:size] for w in work])
@@ -117,9 +127,8 @@ def _elect(values: list[torch.Tensor], terms: list, acc: torch.Tensor,
     magnitudes, scratch = work[0], work[1]
     halves = [coefficient / 2 for _, coefficient, _ in terms]  # exact in binary
     for i, (v, h) in enumerate(zip(values, halves)):
-        if i == 0:
-            torch.mul(v, h, out=acc)
-            torch.abs(v, out=magnitudes).mul_(abs(h))
+        if i == 0:  # |h v| from the product just written: no pass to scale |v|
+            torch.abs(torch.mul(v, h, out=acc), out=magnitudes)
         else:
             acc.add_(v, alpha=h)
             magnitudes.add_(torch.abs(v, out=scratch), alpha=abs(h))

@@ -124,10 +124,18 @@ def kept_times(tau: torch.Tensor, multiplier: torch.Tensor, rescale: str,
     >>> d.materialize().tolist()
     [2.5, -0.0, 7.5, -0.0]
     """
-    kept = multiplier.mul_(tau.reshape(-1))
+    return rescaled(multiplier.mul_(tau.reshape(-1)), tau, rescale, probability_scale)
+
+
+def rescaled(kept: torch.Tensor, tau: torch.Tensor, rescale: str,
+             probability_scale: float = 1.0, kept_l1: float | None = None) -> SparseDelta:
+    """The kept entries ``kept`` (flat) of task vector ``tau`` as a :class:`SparseDelta`
+    with the scale ``rescale`` asks for (see :func:`kept_times`); ``kept_l1`` is the L1
+    norm of ``kept`` when the caller has measured it already."""
     delta = SparseDelta(kept, tau.shape)
     if rescale == "l1":
-        delta.scale = l1_match(task_vector_l1(tau), l1_norm(kept))
+        delta.scale = l1_match(task_vector_l1(tau),
+                               l1_norm(kept) if kept_l1 is None else kept_l1)
     elif rescale == "probability":
         delta.scale = probability_scale
     return delta
