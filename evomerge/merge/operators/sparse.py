@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
-from evomerge.merge.operators.reductions import l1_norm
+from evomerge.merge.operators.reductions import RunningL1, l1_norm, step_size, steps
 from evomerge.merge.operators.spec import in_compute_dtype
 from evomerge.merge.operators.topk import MagnitudeCut, cut_chunk, magnitude_cut, top_count
 
@@ -54,15 +54,15 @@ class SparseDelta:
         out = self.values(0, self.numel, torch.empty_like(self.flat)).clone()
         return out.mul_(self.scale).view(self.shape)
 
-    def l1_norms(self, chunk: int = 1 << 22) -> tuple[float, float]:
-        """(L1 norm of the task vector, L1 norm of the kept entries), one chunked pass."""
-        after = 0.0
-        scratch = torch.empty(min(chunk, self.numel), dtype=self.flat.dtype,
+    def l1_norms(self) -> tuple[float, float]:
+        """(L1 norm of the task vector, L1 norm of the kept entries); the kept entries
+        are made and measured a step at a time, never held in full."""
+        after = RunningL1(self.flat)
+        scratch = torch.empty(min(step_size(self.flat), self.numel), dtype=self.flat.dtype,
                               device=self.flat.device)
-        for start in range(0, self.numel, chunk):
-            stop = min(self.numel, start + chunk)
-            after += l1_norm(self.values(start, stop, scratch[:stop - start]))
-        return l1_norm(self.flat), after
+        for start, stop in steps(self.flat):
+            after.add(self.values(start, stop, scratch[:stop - start]))
+        return l1_norm(self.flat), after.value()
 
     def rescaled_to_l1(self) -> SparseDelta:
         """mergekit's ``rescale``: scale the kept entries so the L1 norm is unchanged."""
