@@ -4,6 +4,7 @@ The safetensors format is ``<8-byte header length><JSON header><data>``, and the
 may be padded with spaces. So the shard reserves header room up front, appends each
 tensor's bytes as it arrives, and writes the header last; only when the header outgrows
 the reserved room (or the shard is small) is the data copied once into a new file.
+Where the file system allows, the data skips the page cache (see ``direct_io``).
 
 >>> import tempfile, pathlib, torch
 >>> from safetensors.torch import load_file
@@ -29,14 +30,18 @@ from pathlib import Path
 
 import torch
 
+from evomerge.checkpoint.direct_io import BLOCK, DirectAppender
+
 SAFETENSORS_DTYPES = {
     torch.float64: "F64", torch.float32: "F32", torch.float16: "F16",
     torch.bfloat16: "BF16", torch.int64: "I64", torch.int32: "I32", torch.int16: "I16",
     torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
     torch.float8_e4m3fn: "F8_E4M3", torch.float8_e5m2: "F8_E5M2",
 }
-#: header room reserved per shard: ~500 tensor entries (a 5 GB shard of a 7B model has ~100)
-RESERVED_HEADER = 64 << 10
+#: header room reserved per shard: ~500 tensor entries (a 5 GB shard of a 7B model has ~100);
+#: with the 8-byte length in front, the data starts at 64 KiB, on a block boundary, so it
+#: can be written directly
+RESERVED_HEADER = (64 << 10) - 8
 #: below this much data a shard is rewritten with an exact header: the copy costs nothing
 #: and small checkpoints carry no padding
 COMPACT_BELOW = 16 << 20
@@ -73,13 +78,23 @@ def start_writeback(file, offset: int, size: int) -> None:
 
 
 class ShardFile:
-    def __init__(self, path: Path, reserved: int = RESERVED_HEADER):
+    """A shard being written; :meth:`close` makes it durable (fsync).
+
+    ``direct`` writes the data past the page cache where the file system allows it (see
+    ``direct_io``); otherwise through the cache, with writeback started as it grows.
+    """
+
+    def __init__(self, path: Path, reserved: int = RESERVED_HEADER, direct: bool = True):
         self.path = Path(path)
         self.reserved = reserved
         self.entries: dict[str, dict] = {}
         self.nbytes = 0
         self._file = open(self.path, "wb")
-        self._file.seek(8 + reserved)
+        data_start = 8 + reserved
+        aligned = data_start % BLOCK == 0
+        self._direct = DirectAppender(self.path, data_start) if direct and aligned else None
+        if self._direct is None:
+            self._file.seek(data_start)
 
     def append(self, name: str, tensor: torch.Tensor) -> None:
         tensor = tensor.detach().to("cpu").contiguous()
@@ -87,15 +102,22 @@ class ShardFile:
             raise TypeError(f"tensor {name!r} has dtype {tensor.dtype}, which safetensors "
                             "cannot store")
         raw = tensor.reshape(-1).view(torch.uint8).numpy() if tensor.numel() else b""
-        self._file.write(memoryview(raw))
         size = tensor.numel() * tensor.element_size()
-        start_writeback(self._file, 8 + self.reserved + self.nbytes, size)
+        if self._direct is not None:
+            self._direct.write(memoryview(raw))
+        else:
+            self._file.write(memoryview(raw))
+            start_writeback(self._file, 8 + self.reserved + self.nbytes, size)
         self.entries[name] = {"dtype": SAFETENSORS_DTYPES[tensor.dtype],
                               "shape": list(tensor.shape),
                               "data_offsets": [self.nbytes, self.nbytes + size]}
         self.nbytes += size
 
     def close(self, metadata: dict[str, str] | None = None) -> None:
+        if self._direct is not None:
+            self._direct.finish()
+            self._direct = None
+            self._file.truncate(8 + self.reserved + self.nbytes)  # drop the block padding
         header = dict(sorted(self.entries.items()))
         if metadata:
             header = {"__metadata__": metadata, **header}
@@ -125,5 +147,8 @@ class ShardFile:
         os.replace(tmp, self.path)
 
     def abort(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None
         if not self._file.closed:
             self._file.close()

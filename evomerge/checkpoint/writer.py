@@ -228,4 +228,3 @@ class CheckpointWriter:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
-        self._shard, self._shard_storages = {}, set()
