@@ -2,16 +2,17 @@
 
 A merged checkpoint is made durable before its folder is renamed into place. Through the
 page cache that means copying every byte into the cache, having the kernel write it back,
-and waiting for that in ``fsync``; on the VM disk measured here the whole went at about
-0.4 GB/s. Written with ``O_DIRECT`` from page-aligned buffers, the same bytes went at
-1.3-1.6 GB/s (``benchmarks/durable_write.py``), and the writes leave the merging thread
-free: they run on a thread that sleeps in ``pwrite`` while the disk copies the buffer.
+and waiting for that in ``fsync``. Written with ``O_DIRECT`` from page-aligned buffers,
+the bytes go from the buffer to the disk: no copy into the cache, and the writes leave
+the merging thread free, running on a thread that sleeps in ``pwrite`` while the disk
+works. Durable 2 GB writes were 1.0-2.1x faster this way on the machine measured
+(``benchmarks/durable_write.py``, results in ``benchmarks/RESULTS.md``).
 
 ``O_DIRECT`` wants the buffer address, the file offset and the length to be multiples of
 the disk's block size. So bytes are gathered into page-aligned chunks of a fixed size,
 the last chunk is padded to a whole block, and the caller cuts the file back to its true
-length. A file system that refuses ``O_DIRECT`` (tmpfs, some network and FUSE ones) gets
-the same positional writes through the page cache instead.
+length. A file system that refuses ``O_DIRECT`` (older tmpfs, some network and FUSE
+ones) gets the same positional writes through the page cache instead.
 
 >>> import os, tempfile
 >>> path = os.path.join(tempfile.mkdtemp(), "f")
@@ -60,7 +61,11 @@ class DirectAppender:
             raise ValueError(f"start ({start}) and chunk_bytes ({chunk_bytes}) must be "
                              f"positive multiples of {BLOCK}")
         self._plain_fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-        self._direct_fd = self._open_direct(path)
+        try:
+            self._direct_fd = self._open_direct(path)
+        except OSError:
+            os.close(self._plain_fd)
+            raise
         self._chunks = [mmap.mmap(-1, chunk_bytes) for _ in range(slots)]  # page-aligned
         self._pending: list[Future | None] = [None] * slots
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evomerge-direct")
