@@ -172,18 +172,12 @@ def copy_bandwidth(device: str, nbytes: int = 512 << 20) -> float:
 
 def fsync_tree(folder: Path) -> None:
     """fsync every file under ``folder``, then the folder: what makes it durable."""
+    from evomerge.checkpoint.writer import fsync_path
+
     for path in sorted(folder.rglob("*")):
         if path.is_file():
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+            fsync_path(path)
+    fsync_path(folder)
 
 
 def timed(cmd: list[str], clear: Path) -> tuple[float, float]:

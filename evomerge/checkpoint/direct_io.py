@@ -72,6 +72,7 @@ class DirectAppender:
         self._current = 0
         self._filled = 0
         self._offset = start  # file offset of the chunk being filled
+        #: whether the writes went past the page cache; still answers after close
         self.direct = self._direct_fd is not None
 
     @staticmethod
@@ -106,10 +107,8 @@ class DirectAppender:
             chunk[self._filled:padded] = bytes(padded - self._filled)
             self._issue(padded)
         try:
-            for slot, pending in enumerate(self._pending):
-                if pending is not None:
-                    self._pending[slot] = None
-                    pending.result()
+            for slot in range(len(self._pending)):
+                self._wait(slot)
         finally:
             self.close()
         return end
@@ -133,10 +132,13 @@ class DirectAppender:
         self._offset += length
         self._filled = 0
         self._current = (slot + 1) % len(self._chunks)
-        waiting = self._pending[self._current]
-        if waiting is not None:  # the next chunk is reused only once it is on disk
-            self._pending[self._current] = None
-            waiting.result()
+        self._wait(self._current)  # the next chunk is reused only once it is on disk
+
+    def _wait(self, slot: int) -> None:
+        """Wait for the write of chunk ``slot``, if one is in flight; raise its error."""
+        pending, self._pending[slot] = self._pending[slot], None
+        if pending is not None:
+            pending.result()
 
     def _write_at(self, view: memoryview, offset: int) -> None:
         try:

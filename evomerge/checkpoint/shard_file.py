@@ -115,9 +115,9 @@ class ShardFile:
 
     def close(self, metadata: dict[str, str] | None = None) -> None:
         if self._direct is not None:
-            self._direct.finish()
+            end = self._direct.finish()
             self._direct = None
-            self._file.truncate(8 + self.reserved + self.nbytes)  # drop the block padding
+            self._file.truncate(end)  # drop the block padding
         header = dict(sorted(self.entries.items()))
         if metadata:
             header = {"__metadata__": metadata, **header}

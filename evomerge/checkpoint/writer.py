@@ -65,7 +65,8 @@ def check_target(out_dir: Path, overwrite: bool) -> None:
         )
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync one file or folder by its path."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -167,7 +168,7 @@ class CheckpointWriter:
             (tmp / "config.json").write_text(json.dumps(self._config, indent=2) + "\n")
         for file in written:
             if file.suffix == ".json":  # shards were fsynced as they were closed
-                _fsync(file)
+                fsync_path(file)
         self._move_into_place()
 
     def _name_shards(self) -> list[Path]:
