@@ -433,6 +433,29 @@ def test_long_dare_draws_split_into_streams_stay_seeded_and_uniform():
     assert not torch.equal(halves[0][:1000], halves[1][:1000])
 
 
+def test_cpu_draw_in_chunks_is_one_unbroken_stream():
+    # a CPU stream is drawn a cache-sized chunk at a time; the chunks must join into
+    # exactly the stream one long draw would give, whatever the chunk size
+    from evomerge.merge.operators.random_drop import DRAW_WORDS, _fill_from_stream
+
+    words = torch.zeros(2 * DRAW_WORDS + 17, dtype=torch.int64)
+    _fill_from_stream(words, 1234)
+    whole = np.random.SFC64(1234).random_raw(words.numel())
+    assert np.array_equal(words.numpy().view(np.uint64), whole)
+
+
+def test_dare_mask_is_the_same_in_another_process():
+    code = ("import torch; from evomerge.merge.operators.random_drop import drop_random;"
+            "x = drop_random(torch.ones(300_000), 0.3, torch.Generator().manual_seed(8),"
+            " 'none').materialize();"
+            "print(torch.nonzero(x).view(-1)[:50].tolist(), int((x != 0).sum()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    x = drop_random(torch.ones(300_000), 0.3, torch.Generator().manual_seed(8),
+                    "none").materialize()
+    assert out == f"{torch.nonzero(x).view(-1)[:50].tolist()} {int((x != 0).sum())}"
+
+
 @pytest.mark.parametrize("method", [op.name for op in OPERATOR_LIST if op.borrows_buffers])
 def test_operators_that_borrow_buffers_give_the_same_result(method):
     from evomerge.merge.buffers import Buffers

@@ -1,8 +1,8 @@
 """One small thread pool for operator work that runs on a single core.
 
-Two kinds of work in the operators are serial by nature: drawing random numbers (torch's
-CPU generator is one Mersenne Twister) and selecting magnitude thresholds (numpy runs
-on one core). Both release the GIL, so independent parts of such work, run on this
+Two kinds of work in the operators are serial by nature: drawing random numbers (one
+random stream is one sequence) and selecting magnitude thresholds (numpy runs on one
+core). Both release the GIL, so independent parts of such work, run on this
 pool, use every core. Work submitted here never submits to the pool itself, so it cannot
 wait on its own workers.
 
