@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import sys
@@ -82,20 +83,17 @@ def cli() -> None:
 def merge(recipe_file: Path, out_dir: Path, device: str, dtype: str | None,
           out_shard_size: str, overwrite: bool, allow_pickle: bool, quiet: bool) -> None:
     """Build the merged model of RECIPE_FILE (native or mergekit YAML) into OUT_DIR."""
-    from rich.progress import Progress
-
     from evomerge.export.mergekit_yaml import load_any_recipe
     from evomerge.merge.to_disk import merge_to_disk
 
     shard = parse_size(out_shard_size)
     recipe = load_any_recipe(recipe_file)
     _check_device(device)
-    with Progress(disable=quiet, transient=True) as bar:
-        job = bar.add_task("merging", total=None)
+    with _progress_bar("merging", quiet) as progress:
         report = merge_to_disk(
             recipe, out_dir, device=device, dtype=dtype, max_shard_bytes=shard,
             overwrite=overwrite, allow_pickle=allow_pickle, recipe_file=recipe_file,
-            progress=lambda done, total: bar.update(job, completed=done, total=total))
+            progress=progress)
     click.echo(f"wrote {report.tensors} tensors ({report.bytes_written / 2**20:.1f} MiB) "
                f"to {report.out_dir} in {report.seconds:.2f} s")
 
@@ -109,6 +107,20 @@ def convert_recipe(recipe_file: Path, target: str) -> None:
 
     recipe = load_any_recipe(recipe_file)
     click.echo(recipe.to_yaml() if target == "native" else mergekit_yaml(recipe), nl=False)
+
+
+@contextlib.contextmanager
+def _progress_bar(label: str, quiet: bool):
+    """A ``progress(done, total)`` callback drawing a bar, or None when ``quiet``: rich
+    is then never imported, which a short merge notices in its start-up time."""
+    if quiet:
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        job = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(job, completed=done, total=total)
 
 
 def _check_device(device: str) -> None:
