@@ -54,19 +54,6 @@ def _torch_fill(words: torch.Tensor, seed: int) -> None:
     words.random_(-(1 << 63), None, generator=torch.Generator().manual_seed(seed))
 
 
-def torch_lanes(numel: int, generator: torch.Generator, device="cpu",
-                words: torch.Tensor | None = None) -> torch.Tensor:
-    """uniform_lanes with torch's generator for the bits (same split into two streams)."""
-    if words is None:
-        words = torch.empty(random_drop.lane_words(numel), dtype=torch.int64, device=device)
-    if words.numel() < random_drop.PARALLEL_WORDS:
-        words.random_(-(1 << 63), None, generator=generator)
-    else:
-        seeds = torch.randint(0, 1 << 62, (random_drop.CPU_STREAMS,), generator=generator)
-        each(_torch_fill, words.tensor_split(random_drop.CPU_STREAMS), seeds.tolist())
-    return words.view(torch.uint8)[:numel]
-
-
 def draw_table(words: int, rounds: int) -> None:
     buffer = torch.zeros(words, dtype=torch.int64)
     halves = buffer.tensor_split(2)
@@ -131,20 +118,21 @@ def build_table(name: str, work: Path, builds: int) -> None:
     merger = LiveMerger(experts, base=str(base))
     live = merger.new_model()
     build = load_recipe_dict(cfg)
-    in_use = random_drop.uniform_lanes
+    in_use = random_drop._fill_from_stream
 
-    def with_draw(draw) -> Callable[[], float]:
+    def with_draw(fill) -> Callable[[], float]:
+        # swaps the per-stream fill only: the split into streams stays the one in use
         def run() -> float:
-            random_drop.uniform_lanes = draw
+            random_drop._fill_from_stream = fill
             try:
                 return merger.build(build, live)
             finally:
-                random_drop.uniform_lanes = in_use
+                random_drop._fill_from_stream = in_use
         return run
 
     _table(f"dare_ties in-memory builds of {name}, {builds} each", _median_times({
         "numpy SFC64 draw (in use)": with_draw(in_use),
-        "torch Mersenne Twister draw": with_draw(torch_lanes),
+        "torch Mersenne Twister draw": with_draw(_torch_fill),
     }, builds), "torch Mersenne Twister draw")
 
 
