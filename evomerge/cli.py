@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import os
 import re
 import sys
 from pathlib import Path
@@ -12,6 +10,7 @@ from pathlib import Path
 import click
 
 from evomerge.errors import ConfigError, EvomergeError
+from evomerge.merge.dtypes import DTYPE_NAMES
 
 SIZE_UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "M": 2**20, "MB": 2**20,
               "G": 2**30, "GB": 2**30, "T": 2**40, "TB": 2**40}
@@ -72,7 +71,7 @@ def cli() -> None:
 @click.argument("recipe_file", type=click.Path(path_type=Path))
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N")
-@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16", "float64"]),
+@click.option("--dtype", type=click.Choice(DTYPE_NAMES),
               default=None, help="output dtype (default: the recipe's, else the sources')")
 @click.option("--out-shard-size", default="5GB", show_default=True,
               help="largest output shard")
@@ -84,6 +83,7 @@ def merge(recipe_file: Path, out_dir: Path, device: str, dtype: str | None,
           out_shard_size: str, overwrite: bool, allow_pickle: bool, quiet: bool) -> None:
     """Build the merged model of RECIPE_FILE (native or mergekit YAML) into OUT_DIR."""
     from evomerge.export.mergekit_yaml import load_any_recipe
+    from evomerge.export.model_card import merge_records
     from evomerge.merge.to_disk import merge_to_disk
 
     shard = parse_size(out_shard_size)
@@ -93,7 +93,7 @@ def merge(recipe_file: Path, out_dir: Path, device: str, dtype: str | None,
         report = merge_to_disk(
             recipe, out_dir, device=device, dtype=dtype, max_shard_bytes=shard,
             overwrite=overwrite, allow_pickle=allow_pickle, recipe_file=recipe_file,
-            progress=progress)
+            progress=progress, records=merge_records(recipe))
     click.echo(f"wrote {report.tensors} tensors ({report.bytes_written / 2**20:.1f} MiB) "
                f"to {report.out_dir} in {report.seconds:.2f} s")
 
@@ -150,17 +150,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """The console script: :func:`main`, then exit without tearing the interpreter down.
-
-    Every command has closed its files and committed its output by the time it returns,
-    and exit handlers still run; what is skipped is freeing each object and module one by
-    one, which takes longer than a small merge once torch is loaded.
-    """
-    code = main()
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    """The console script: :func:`main`, its status as the exit status."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":

@@ -81,6 +81,10 @@ def validate_config(model: type[M], data: dict[str, Any], file: Path | str | Non
     """``model.model_validate(data)`` with the first error raised as a :class:`ConfigError`."""
     try:
         return model.model_validate(data)
+    except ConfigError as exc:  # a model's own checks, which name the field themselves
+        if exc.file is None and file is not None:
+            raise ConfigError(file, exc.field, exc.value, exc.rule) from None
+        raise
     except ValidationError as exc:
         # A misspelled field also shows up as a missing one; the misspelling is the news.
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")

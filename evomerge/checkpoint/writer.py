@@ -101,6 +101,7 @@ class CheckpointWriter:
         self._names: set[str] = set()
         self._total_bytes = 0
         self._config: dict | None = None
+        self._texts: dict[str, str] = {}
 
     # -- the with block --------------------------------------------------------------
 
@@ -143,6 +144,12 @@ class CheckpointWriter:
             raise ValueError(f"config for '{self.out_dir}' is not JSON-serialisable: {e}") from None
         self._config = dict(config)
 
+    def write_text(self, name: str, text: str) -> None:
+        """Add a text file ``name`` (a plain file name) to the folder, committed with it."""
+        if not name or Path(name).name != name or name.startswith("."):
+            raise ValueError(f"{name!r} is not a plain file name")
+        self._texts[name] = text
+
     # -- internals -------------------------------------------------------------------
 
     def _folder(self) -> Path:
@@ -165,9 +172,13 @@ class CheckpointWriter:
         written = self._name_shards()
         self._copy_side_files()
         if self._config is not None:
-            (tmp / "config.json").write_text(json.dumps(self._config, indent=2) + "\n")
+            written.append(tmp / "config.json")
+            written[-1].write_text(json.dumps(self._config, indent=2) + "\n")
+        for name, text in self._texts.items():
+            written.append(tmp / name)
+            written[-1].write_text(text)
         for file in written:
-            if file.suffix == ".json":  # shards were fsynced as they were closed
+            if not file.name.endswith(".safetensors"):  # shards were fsynced when closed
                 fsync_path(file)
         self._move_into_place()
 

@@ -18,7 +18,7 @@ import yaml
 
 from evomerge.config_io import read_yaml
 from evomerge.errors import ConfigError
-from evomerge.merge.recipe import NATIVE_FORMAT, Recipe, drop_none, load_recipe_dict
+from evomerge.merge.recipe import NATIVE_FORMAT, Recipe, load_recipe_dict
 
 #: mergekit features evomerge does not implement; refused rather than silently ignored
 UNSUPPORTED_MERGEKIT_KEYS = ("modules", "tokenizer", "chat_template")
@@ -59,7 +59,7 @@ def to_mergekit(recipe: Recipe, file: Path | str | None = None) -> dict[str, Any
     data = recipe.to_dict()
     for key in NATIVE_ONLY_FIELDS:
         data.pop(key, None)
-    return drop_none(data)
+    return data
 
 
 def load_any_recipe(path: Path | str) -> Recipe:

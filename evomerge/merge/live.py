@@ -132,15 +132,12 @@ class LiveMerger:
     def build(self, recipe: Recipe, model: torch.nn.Module) -> float:
         """Write the merge into ``model``'s parameters in place; returns seconds taken."""
         start = time.perf_counter()
-        targets = dict(model.named_parameters(remove_duplicate=False))
-        targets.update(dict(model.named_buffers()))
+        tasks = self.plan(recipe)
+        targets = _checked_targets(tasks, model, self.weights or self.deltas)
         fetch_delta = self._fetch_delta if self.deltas else None
         with torch.no_grad():
-            for task in self.plan(recipe):
-                target = targets.get(task.out_name)
-                if target is None:
-                    raise ConfigError(None, "models", task.out_name,
-                                      "the live model has no parameter of this name")
+            for task in tasks:
+                target = targets[task.out_name]
                 merged_tensor(recipe, task, self._fetch, fetch_delta, self.device, out=target,
                               scratch=self._scratch)
         if self.device.type == "cuda":
@@ -155,6 +152,40 @@ class LiveMerger:
         with torch.device(self.device):
             model = AutoModelForCausalLM.from_config(config, dtype=dtype or self.dtype)
         return model.eval()
+
+
+def _checked_targets(tasks, model: torch.nn.Module,
+                     sources: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The live tensors the tasks write, after checking, before anything is written, that
+    they define the whole model: every parameter and persistent buffer (a tied weight
+    counts as written when any of its names is), each with the shape the plan makes.
+    Otherwise the previous candidate's values would survive in the rest."""
+    state = model.state_dict(keep_vars=True)
+    written = {task.out_name for task in tasks}
+    unknown = sorted(written - set(state))
+    if unknown:
+        raise ConfigError(None, "models", unknown[:5],
+                          f"the recipe makes {len(unknown)} tensor(s) the live model "
+                          "does not have")
+    names_of: dict[int, list[str]] = {}
+    for name, tensor in state.items():
+        names_of.setdefault(id(tensor), []).append(name)
+    missing = sorted(names[0] for names in names_of.values() if written.isdisjoint(names))
+    if missing:
+        raise ConfigError(None, "models", missing[:5],
+                          f"the recipe leaves {len(missing)} of the live model's tensors "
+                          "undefined (a plan with fewer layers than the model, or "
+                          "tensors the sources lack); build it into a model of its own "
+                          "shape instead")
+    any_source = next(iter(sources.values()))
+    for task in tasks:
+        _, name = task.inputs[0] if task.inputs else task.base
+        shape = tuple(any_source[name].shape)
+        if tuple(state[task.out_name].shape) != shape:
+            raise ConfigError(None, "models", task.out_name,
+                              f"the live tensor has shape {tuple(state[task.out_name].shape)}"
+                              f", the recipe makes {shape}")
+    return {name: state[name] for name in written}
 
 
 def _key(model: str | Path) -> str:

@@ -8,25 +8,88 @@ A setting means the same thing here as in a mergekit config:
 - a list of ``{filter, value}`` entries picks the first whose filter is a substring of the
   tensor name (``*`` or no filter matches everything); its value may be a gradient.
 
->>> resolve_setting([0.0, 1.0], "model.layers.1.mlp.up_proj.weight", t=0.25)
+:func:`parse_setting` turns the YAML form into this typed form (conditionals become
+:class:`Conditional`), checking its shape only; what values a parameter accepts is its
+operator's :class:`~evomerge.merge.operators.ParamSpec`'s rule.
+
+>>> resolve_setting(parse_setting([0.0, 1.0]), "model.layers.1.mlp.up_proj.weight", t=0.25)
 0.25
->>> resolve_setting([{"filter": "self_attn", "value": 0.9}, {"value": 0.1}],
+>>> resolve_setting(parse_setting([{"filter": "self_attn", "value": 0.9}, {"value": 0.1}]),
 ...                 "model.layers.0.mlp.up_proj.weight", t=0.0)
 0.1
 """
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Annotated, Any, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from evomerge.checkpoint.architecture import filter_matches
 
 Scalar = Union[bool, int, float]
-Setting = Union[Scalar, list, dict]
+
+SHAPES = ("a number, true or false, a list of numbers (a gradient over the layers), "
+          "or a list of {filter, value} entries")
+
+
+class Conditional(BaseModel):
+    """A value applied to tensors whose name contains ``filter`` (mergekit syntax)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    filter: str | None = None
+    value: Union[Scalar, list[Scalar]]
 
 
 def _is_scalar(v: Any) -> bool:
     return isinstance(v, (bool, int, float))
+
+
+def _conditional(entry: Any, where: str) -> Conditional:
+    if isinstance(entry, Conditional):
+        return entry
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}must be a {{filter, value}} entry, got {entry!r}")
+    unknown = sorted(set(entry) - {"filter", "value"})
+    if unknown:
+        raise ValueError(f"{where}unknown key(s) {unknown}: an entry has 'filter' and 'value'")
+    if "value" not in entry:
+        raise ValueError(f"{where}an entry needs a 'value'")
+    flt, value = entry.get("filter"), entry["value"]
+    if flt is not None and not isinstance(flt, str):
+        raise ValueError(f"{where}'filter' must be text, got {flt!r}")
+    if _is_scalar(value) or (isinstance(value, list) and value
+                             and all(_is_scalar(v) for v in value)):
+        return Conditional(filter=flt, value=value)
+    raise ValueError(f"{where}'value' must be a number, true or false, or a non-empty "
+                     f"list of numbers, got {value!r}")
+
+
+def parse_setting(setting: Any) -> Any:
+    """A setting in typed form; any other shape raises ``ValueError`` saying which.
+
+    >>> parse_setting({"filter": "mlp", "value": 0.5})
+    Conditional(filter='mlp', value=0.5)
+    >>> parse_setting("heavy")
+    Traceback (most recent call last):
+    ...
+    ValueError: must be a number, true or false, a list of numbers (a gradient over the layers), or a list of {filter, value} entries
+    """
+    if _is_scalar(setting) or isinstance(setting, Conditional):
+        return setting
+    if isinstance(setting, dict):
+        return _conditional(setting, "")
+    if isinstance(setting, list) and setting:
+        if all(_is_scalar(v) for v in setting):
+            return list(setting)
+        if all(isinstance(v, (dict, Conditional)) for v in setting):
+            return [_conditional(v, f"entry [{i}]: ") for i, v in enumerate(setting)]
+    raise ValueError(f"must be {SHAPES}")
+
+
+#: a parameter setting as a recipe holds it, checked for shape when the recipe is read
+Setting = Annotated[Any, BeforeValidator(parse_setting)]
+Settings = dict[str, Setting]
 
 
 def _interpolate(values: list, t: float) -> Scalar:
@@ -39,33 +102,37 @@ def _interpolate(values: list, t: float) -> Scalar:
     return (1 - frac) * values[i0] + frac * values[i1]
 
 
-def resolve_setting(setting: Setting | None, tensor_name: str, t: float) -> Scalar | None:
-    """The value a setting takes for one tensor at gradient position ``t``; None if unset."""
+def resolve_setting(setting: Any, tensor_name: str, t: float) -> Scalar | None:
+    """The value a typed setting takes for one tensor at gradient position ``t``; None
+    when no filter matches."""
     if setting is None:
         return None
     if _is_scalar(setting):
         return setting
-    if isinstance(setting, dict):
+    if isinstance(setting, Conditional):
         setting = [setting]
-    if isinstance(setting, list):
-        if not setting:
-            return None
-        if all(_is_scalar(v) for v in setting):
-            return _interpolate(setting, t)
-        for cond in setting:
-            if filter_matches(cond.get("filter"), tensor_name):
-                return resolve_setting(cond["value"], tensor_name, t)
-        return None
-    raise TypeError(f"unexpected parameter setting {setting!r}")
+    if all(_is_scalar(v) for v in setting):
+        return _interpolate(setting, t)
+    for cond in setting:
+        if filter_matches(cond.filter, tensor_name):
+            return resolve_setting(cond.value, tensor_name, t)
+    return None
 
 
-def setting_values(setting: Setting) -> list[Scalar]:
-    """Every literal value a setting can produce (for bounds checks before any merge)."""
+def setting_values(setting: Any) -> list[Scalar]:
+    """Every literal value a typed setting can produce (checked before any merge); a
+    gradient only ever blends between these, so checking them checks every value."""
     if _is_scalar(setting):
         return [setting]
-    if isinstance(setting, dict):
-        return setting_values(setting["value"])
-    out: list[Scalar] = []
-    for v in setting:
-        out.extend(setting_values(v) if not _is_scalar(v) else [v])
-    return out
+    if isinstance(setting, Conditional):
+        return setting_values(setting.value)
+    return [v for entry in setting for v in setting_values(entry)]
+
+
+def plain_setting(setting: Any) -> Any:
+    """A typed setting as plain data (conditionals as ``{filter, value}`` dicts)."""
+    if isinstance(setting, Conditional):
+        return setting.model_dump(exclude_none=True)
+    if isinstance(setting, list):
+        return [plain_setting(v) for v in setting]
+    return setting

@@ -20,7 +20,8 @@ from typing import Any
 from evomerge.checkpoint.architecture import rename_layer, tensor_info
 from evomerge.errors import ConfigError
 from evomerge.merge.params import resolve_setting
-from evomerge.merge.recipe import OutputSlice, Recipe, SliceSource, raw_setting
+from evomerge.merge.recipe import OutputSlice, Recipe, SliceSource
+from evomerge.merge.validate import operator_of
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,7 @@ def plan_merge(recipe: Recipe, tensor_names: Callable[[str], Sequence[str]],
 
     ``tensor_names(model)`` lists a source model's tensors (from its checkpoint index).
     """
-    from evomerge.merge.operators import OPERATORS
-
-    op = OPERATORS.get(recipe.merge_method)
+    op = operator_of(recipe)
     by_layer: dict[str, dict[int, list[str]]] = {}
     outside: dict[str, list[str]] = {}
     for model in recipe.source_models():
@@ -94,8 +93,13 @@ def plan_merge(recipe: Recipe, tensor_names: Callable[[str], Sequence[str]],
             pairs = [pairs[i] for i in order]
             params = {k: ([v[i] for i in order] if isinstance(v, list) else v)
                       for k, v in params.items()}
-        tasks.append(TensorTask(out_name, tuple(pairs), base,
-                                op.resolve_params(params, len(pairs)), layer, total_layers))
+        try:
+            resolved = op.resolve_params(params, len(pairs))
+        except ConfigError as exc:  # a rule across parameters, met only on this tensor
+            raise ConfigError(file, f"parameters.{exc.field}", exc.value,
+                              f"{exc.rule} (tensor {out_name!r}, models "
+                              f"{[m for m, _ in pairs]})") from None
+        tasks.append(TensorTask(out_name, tuple(pairs), base, resolved, layer, total_layers))
 
     first = slices[0]
     head_model = first.sources[0].model
@@ -103,17 +107,20 @@ def plan_merge(recipe: Recipe, tensor_names: Callable[[str], Sequence[str]],
     post = [n for n in outside[head_model] if tensor_info(n).group != "embedding"]
     for name in pre:
         add(name, [name] * len(first.sources), first, 0.0, None)
+    for i, sl in enumerate(slices):
+        for j, src in enumerate(sl.sources):
+            if src.layer_range[1] > count_layers(src.model):
+                field = f"slices[{i}].sources[{j}].layer_range" if recipe.slices else "models"
+                raise ConfigError(file, field, list(src.layer_range),
+                                  f"model {src.model!r} has only "
+                                  f"{count_layers(src.model)} layers")
     out_layer = 0
     for sl in slices:
         length = sl.sources[0].layer_range[1] - sl.sources[0].layer_range[0]
         for i in range(length):
             t = i / (length - 1) if length > 1 else 1.0
             src0 = sl.sources[0]
-            template = by_layer[src0.model].get(src0.layer_range[0] + i)
-            if template is None:
-                raise ConfigError(file, "layer_range", list(src0.layer_range),
-                                  f"model {src0.model!r} has only "
-                                  f"{count_layers(src0.model)} layers")
+            template = by_layer[src0.model][src0.layer_range[0] + i]
             for name in template:
                 out_name = rename_layer(name, out_layer)
                 ins = [rename_layer(name, s.layer_range[0] + i) for s in sl.sources]
@@ -154,7 +161,7 @@ def _resolve(op, recipe: Recipe, sl: OutputSlice, models: list[str], tensor: str
 def _first(levels, name: str, tensor: str, t: float) -> Any:
     for level in levels:
         if level and name in level:
-            v = resolve_setting(raw_setting(level[name]), tensor, t)
+            v = resolve_setting(level[name], tensor, t)
             if v is not None:
                 return v
     return None

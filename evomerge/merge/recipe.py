@@ -19,29 +19,19 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, \
+    model_validator
 
 from evomerge.config_io import read_yaml, validate_config
+from evomerge.merge.dtypes import DTYPE_NAMES
+from evomerge.merge.operators import LINES_PARAMS
+from evomerge.merge.params import Setting, Settings, plain_setting
+from evomerge.merge.validate import check_recipe
 
 NATIVE_FORMAT = "evomerge/recipe-v1"
-DTYPES = ("float32", "float16", "bfloat16", "float64")
-
-Scalar = Union[bool, int, float]
-
-
-class Conditional(BaseModel):
-    """A value applied to tensors whose name contains ``filter`` (mergekit syntax)."""
-
-    model_config = ConfigDict(extra="forbid")
-    filter: str | None = None
-    value: Union[Scalar, list[Scalar]]
-
-
-Setting = Union[Scalar, list[Scalar], Conditional, list[Conditional]]
-Settings = dict[str, Setting]
 
 
 class _Strict(BaseModel):
@@ -81,14 +71,21 @@ class OutputSlice(_Strict):
         return self
 
 
-class Lines(_Strict):
-    """LiNeS (Wang et al. 2024): scale layer l's task vector by alpha + beta*l/(L-1)."""
-
-    alpha: float = 1.0
-    beta: float = 0.0
+#: LiNeS (Wang et al. 2025): scale block l's merged task vector by alpha + beta*l/(L-1).
+#: Its fields are LINES_PARAMS, the one table of its parameters and their rules.
+Lines = create_model("Lines", __base__=_Strict,
+                     **{p.name: (float, p.default) for p in LINES_PARAMS})
 
 
 class Recipe(_Strict):
+    """A merge plan. Building one checks it completely (fields, the method's parameters
+    and their bounds, model counts), whether it comes from a file or from code.
+
+    What the plan makes is one output tensor per task of
+    :func:`evomerge.merge.plan.plan_merge`; :meth:`defined_tensors` lists them, and any
+    later way of composing layers (a layer routing) extends that plan, not the builders.
+    """
+
     format: Literal["evomerge/recipe-v1"] | None = None
     name: str | None = None
     merge_method: str
@@ -96,18 +93,11 @@ class Recipe(_Strict):
     models: list[ModelEntry] | None = None
     slices: list[OutputSlice] | None = None
     parameters: Settings | None = None
-    dtype: str | None = None
-    out_dtype: str | None = None
+    dtype: Literal[DTYPE_NAMES] | None = None
+    out_dtype: Literal[DTYPE_NAMES] | None = None
     tokenizer_source: str | None = None
     seed: int = 0
     lines: Lines | None = None
-
-    @field_validator("dtype", "out_dtype")
-    @classmethod
-    def _known_dtype(cls, v: str | None) -> str | None:
-        if v is not None and v not in DTYPES:
-            raise ValueError(f"must be one of {', '.join(DTYPES)}")
-        return v
 
     @model_validator(mode="after")
     def _inputs(self) -> Recipe:
@@ -116,6 +106,7 @@ class Recipe(_Strict):
         if not self.models and not self.slices:
             raise ValueError("the model list is empty: give 'models' (or 'slices') "
                              "with at least one model")
+        check_recipe(self)
         return self
 
     # -- derived facts ---------------------------------------------------------------
@@ -145,8 +136,15 @@ class Recipe(_Strict):
                         for k, v in (src.parameters or {}).items()]
         return out
 
+    def defined_tensors(self, tensor_names) -> list[str]:
+        """The output tensors this recipe defines, given ``tensor_names(model)``."""
+        from evomerge.merge.plan import plan_merge
+
+        return [task.out_name for task in plan_merge(self, tensor_names)]
+
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
+        data = self.model_dump(mode="python", exclude_none=True)
+        return _plain(data)
 
     def content_hash(self) -> str:
         """A short stable hash of everything that changes the merged weights."""
@@ -157,36 +155,22 @@ class Recipe(_Strict):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def to_yaml(self) -> str:
-        data = {"format": NATIVE_FORMAT, **self.to_dict()}
-        data["format"] = NATIVE_FORMAT
-        return yaml.safe_dump(drop_none(data), sort_keys=False)
+        data = {k: v for k, v in self.to_dict().items() if k != "format"}
+        return yaml.safe_dump({"format": NATIVE_FORMAT, **data}, sort_keys=False)
 
 
-def drop_none(data: Any) -> Any:
-    """Drop None values at every depth (pydantic keeps unset conditional filters)."""
+def _plain(data: Any) -> Any:
+    """Dumped recipe data as plain YAML-ready values at every depth."""
     if isinstance(data, dict):
-        return {k: drop_none(v) for k, v in data.items() if v is not None}
-    if isinstance(data, list):
-        return [drop_none(v) for v in data]
-    return data
-
-
-def raw_setting(setting: Setting) -> Any:
-    """A setting as plain data (conditionals as ``{filter, value}`` dicts)."""
-    if isinstance(setting, Conditional):
-        return {"filter": setting.filter, "value": setting.value}
-    if isinstance(setting, list):
-        return [raw_setting(v) for v in setting]
-    return setting
+        return {k: _plain(v) for k, v in data.items() if v is not None}
+    if isinstance(data, (list, tuple)):
+        return [_plain(plain_setting(v)) for v in data]
+    return plain_setting(data)
 
 
 def load_recipe_dict(data: dict[str, Any], file: Path | str | None = None) -> Recipe:
-    """Validate a recipe mapping (native or mergekit) and check it against the operators."""
-    from evomerge.merge.validate import check_recipe
-
-    recipe = validate_config(Recipe, data, file)
-    check_recipe(recipe, file)
-    return recipe
+    """Validate a recipe mapping (native or mergekit); errors name file, field, value, rule."""
+    return validate_config(Recipe, data, file)
 
 
 def load_recipe(path: Path | str) -> Recipe:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +20,12 @@ from evomerge.checkpoint.writer import check_target
 from evomerge.errors import CheckpointError
 from evomerge.merge.apply import merged_tensor
 from evomerge.merge.buffers import Buffers
+from evomerge.merge.dtypes import torch_dtype
 from evomerge.merge.plan import plan_merge
 from evomerge.merge.recipe import Recipe
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16,
-          "bfloat16": torch.bfloat16, "float64": torch.float64}
+#: the recipe as it ran, in every merged folder
+RECIPE_FILE = "evomerge_recipe.yaml"
 
 
 class BackgroundWrites:
@@ -94,15 +95,20 @@ def open_sources(recipe: Recipe, allow_pickle: bool = False) -> dict[str, Checkp
 def output_dtype(recipe: Recipe, override: str | None, reader: CheckpointReader,
                  name: str) -> torch.dtype:
     chosen = override or recipe.out_dtype or recipe.dtype
-    return DTYPES[chosen] if chosen else reader.dtype(name)
+    return torch_dtype(chosen) if chosen else reader.dtype(name)
 
 
 def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
                   dtype: str | None = None, max_shard_bytes: int = 5 * 2**30,
                   overwrite: bool = False, allow_pickle: bool = False,
                   progress: Callable[[int, int], None] | None = None,
-                  recipe_file: Path | str | None = None) -> MergeReport:
+                  recipe_file: Path | str | None = None,
+                  records: Mapping[str, str] | None = None) -> MergeReport:
     """Build the recipe's merged model as a Hugging Face folder at ``out_dir``.
+
+    The folder always holds the recipe as it ran (``evomerge_recipe.yaml``); ``records``
+    adds more text files (file name -> contents), such as a model card, written with the
+    weights and appearing with them.
 
     >>> # see tests/merge/test_merge_cli.py for end-to-end use
     """
@@ -148,6 +154,9 @@ def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
                 progress(i + 1, len(tasks))
         background.wait()
         writer.write_config(_output_config(recipe, config_source, tasks, dtype))
+        writer.write_text(RECIPE_FILE, recipe.to_yaml())
+        for name, text in (records or {}).items():
+            writer.write_text(name, text)
     for r in readers.values():
         r.close()
     return MergeReport(out_dir, len(tasks), written, time.perf_counter() - start)

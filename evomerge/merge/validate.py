@@ -1,30 +1,35 @@
 """Checks of a recipe against the operator registry, before any model is loaded.
 
-Each failure is a :class:`ConfigError` naming the file, the field, the value and the rule.
+Every rule on a parameter's value is its operator's :class:`ParamSpec`; this module only
+walks the recipe and asks the specs. A :class:`Recipe` runs these checks when it is
+built, so no recipe object exists that breaks them. Each failure is a
+:class:`ConfigError` naming the field path, the value and the rule (the reader of a file
+adds the file name).
 """
 
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evomerge.errors import ConfigError, UnknownNameError
+from evomerge.merge.operators import LINES_PARAMS, OPERATORS, MergeOperator
 from evomerge.merge.params import setting_values
-from evomerge.merge.recipe import Recipe, raw_setting
+
+if TYPE_CHECKING:  # the recipe module calls this one; the type is for annotations only
+    from evomerge.merge.recipe import Recipe
 
 
-def _literals(setting) -> list:
-    return setting_values(raw_setting(setting))
-
-
-def check_recipe(recipe: Recipe, file: Path | str | None = None) -> None:
-    from evomerge.merge.operators import OPERATORS
-
+def operator_of(recipe: Recipe) -> MergeOperator:
     try:
-        op = OPERATORS.get(recipe.merge_method)
+        return OPERATORS.get(recipe.merge_method)
     except UnknownNameError as exc:
-        raise ConfigError(file, "merge_method", recipe.merge_method, str(exc)) from None
+        raise ConfigError(None, "merge_method", recipe.merge_method, str(exc)) from None
 
+
+def check_recipe(recipe: Recipe) -> None:
+    """Raise :class:`ConfigError` at the first rule the recipe breaks."""
+    op = operator_of(recipe)
     specs = {p.name: p for p in op.params}
     for path, name, setting in recipe.all_settings():
         spec = specs.get(name)
@@ -32,45 +37,33 @@ def check_recipe(recipe: Recipe, file: Path | str | None = None) -> None:
             close = difflib.get_close_matches(name, list(specs), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             known = ", ".join(sorted(specs)) or "none"
-            raise ConfigError(file, path, setting,
+            raise ConfigError(None, path, setting,
                               f"method {op.name!r} has no parameter {name!r}{hint} "
                               f"(its parameters: {known})")
-        if not spec.per_model and ".sources[" in path or (
-                not spec.per_model and path.startswith("models[")):
-            raise ConfigError(file, path, setting,
+        if not spec.per_model and (".sources[" in path or path.startswith("models[")):
+            raise ConfigError(None, path, setting,
                               f"{name!r} is a global parameter of {op.name!r}; "
                               "set it under the top-level 'parameters'")
-        for v in _literals(setting):
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                if spec.low is not None or spec.high is not None:
-                    raise ConfigError(file, path, v, f"{name!r} must be a number")
-                continue
-            if spec.low is not None and v < spec.low or spec.high is not None and v > spec.high:
-                lo = "-inf" if spec.low is None else spec.low
-                hi = "inf" if spec.high is None else spec.high
-                raise ConfigError(file, path, v, f"{name!r} must lie in [{lo}, {hi}]")
-
+        for value in setting_values(setting):
+            spec.validate(value, path)
+    for spec in LINES_PARAMS:
+        if recipe.lines is not None:
+            spec.validate(getattr(recipe.lines, spec.name), f"lines.{spec.name}")
     if op.needs_base and not recipe.base_model and not any(
             s.base_model for s in recipe.slices or []):
-        raise ConfigError(file, "base_model", None,
+        raise ConfigError(None, "base_model", None,
                           f"method {op.name!r} needs a base model; set 'base_model'")
-    _check_model_count(recipe, op, file)
+    for field, models, base in _input_groups(recipe):
+        if op.kind == "delta":  # the base is the origin of the task vectors, not an input
+            inputs = [m for m in models if m != base]
+        else:  # weight methods read the base as one more input, as mergekit adds it
+            inputs = models + ([base] if base and base not in models else [])
+        op.check_model_count(len(inputs), field, models)
 
 
-def _check_model_count(recipe: Recipe, op, file) -> None:
-    groups = ([[m.model for m in recipe.models]] if recipe.models
-              else [[s.model for s in sl.sources] for sl in recipe.slices])
-    for i, names in enumerate(groups):
-        where = "models" if recipe.models else f"slices[{i}].sources"
-        base = recipe.base_model
-        if recipe.slices and recipe.slices[i].base_model:
-            base = recipe.slices[i].base_model
-        inputs = [n for n in names if not (op.kind == "delta" and n == base)]
-        n = len(inputs)
-        if n < op.min_models:
-            raise ConfigError(file, where, names,
-                              f"method {op.name!r} needs at least {op.min_models} "
-                              f"model(s) besides the base, got {n}")
-        if op.max_models is not None and n > op.max_models and op.kind != "weight":
-            raise ConfigError(file, where, names,
-                              f"method {op.name!r} takes at most {op.max_models} models")
+def _input_groups(recipe: Recipe) -> list[tuple[str, list[str], str | None]]:
+    """(field, models listed, base) for each group of models merged together."""
+    if recipe.models:
+        return [("models", [m.model for m in recipe.models], recipe.base_model)]
+    return [(f"slices[{i}].sources", [s.model for s in sl.sources],
+             sl.base_model or recipe.base_model) for i, sl in enumerate(recipe.slices or [])]

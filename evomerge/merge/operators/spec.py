@@ -177,21 +177,28 @@ class MergeOperator:
                 return spec
         raise KeyError(name)
 
+    def check_model_count(self, n_models: int, field: str = "models",
+                          value: Any = None) -> None:
+        """The rule on how many inputs the method takes (for delta methods: models
+        besides the base); ``field`` and ``value`` say where the count came from."""
+        if n_models >= self.min_models and (
+                self.max_models is None or n_models <= self.max_models):
+            return
+        if self.max_models == self.min_models:
+            rule = f"exactly {self.min_models}"
+        elif self.max_models is None:
+            rule = f"at least {self.min_models}"
+        else:
+            rule = f"between {self.min_models} and {self.max_models}"
+        inputs = "models besides the base" if self.kind == "delta" else "models"
+        raise ConfigError(None, field, n_models if value is None else value,
+                          f"merge method {self.name!r} takes {rule} {inputs}, "
+                          f"got {n_models}")
+
     def resolve_params(self, user_params: Mapping[str, Any],
                        n_models: int) -> dict[str, ParamValue]:
         """Validated parameters with defaults filled; raises :class:`ConfigError`."""
-        if n_models < self.min_models or (
-                self.max_models is not None and n_models > self.max_models):
-            if self.max_models == self.min_models:
-                rule = f"exactly {self.min_models}"
-            elif self.max_models is None:
-                rule = f"at least {self.min_models}"
-            else:
-                rule = f"between {self.min_models} and {self.max_models}"
-            inputs = "task vectors (models besides the base)" if self.kind == "delta" \
-                else "input tensors"
-            raise ConfigError(None, "models", n_models,
-                              f"merge method {self.name!r} takes {rule} {inputs}")
+        self.check_model_count(n_models)
         resolved = resolve_params(self.params, user_params, n_models, self.name)
         if self.check is not None:
             self.check(resolved)

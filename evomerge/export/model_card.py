@@ -1,0 +1,81 @@
+"""What a merged model folder records about how it was made.
+
+Next to the weights: the recipe as it ran (the merge engine writes it), the mergekit
+config that rebuilds the same tensors where mergekit can express the recipe (as
+``mergekit_config.yml``, the name mergekit gives it), and a short model card in the form
+Hugging Face model cards take (YAML metadata, then Markdown).
+
+>>> from evomerge.merge.recipe import load_recipe_dict
+>>> r = load_recipe_dict({"merge_method": "linear", "models": [
+...     {"model": "a", "parameters": {"weight": 0.5}},
+...     {"model": "b", "parameters": {"weight": 0.5}}]})
+>>> sorted(merge_records(r))
+['README.md', 'mergekit_config.yml']
+"""
+
+from __future__ import annotations
+
+import platform
+from importlib.metadata import PackageNotFoundError, version
+
+import yaml
+
+from evomerge.errors import ConfigError
+from evomerge.export.mergekit_yaml import mergekit_yaml
+from evomerge.merge.recipe import Recipe
+from evomerge.merge.to_disk import RECIPE_FILE
+
+MERGEKIT_FILE = "mergekit_config.yml"
+
+
+def package_versions(*names: str) -> dict[str, str]:
+    """Installed versions of ``names`` ("not installed" for a missing one)."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def merge_records(recipe: Recipe) -> dict[str, str]:
+    """File name -> contents of the records a merged folder gets besides the recipe."""
+    records = {}
+    why_not = None
+    try:
+        records[MERGEKIT_FILE] = mergekit_yaml(recipe)
+    except ConfigError as exc:
+        why_not = exc.rule
+    records["README.md"] = model_card(recipe, mergekit_refusal=why_not)
+    return records
+
+
+def model_card(recipe: Recipe, mergekit_refusal: str | None = None) -> str:
+    """A short model card: metadata, sources, method, how to rebuild, versions."""
+    sources = recipe.source_models()
+    meta = {"library_name": "transformers", "tags": ["merge", "evomerge"],
+            "base_model": sources}
+    versions = package_versions("evomerge", "torch", "transformers", "safetensors")
+    lines = [
+        "---", yaml.safe_dump(meta, sort_keys=False).rstrip(), "---", "",
+        f"# {recipe.name or 'Merged model'}", "",
+        f"Made with evomerge by merging {len(sources)} models with "
+        f"`{recipe.merge_method}`" + (f" (LiNeS alpha {recipe.lines.alpha}, "
+                                      f"beta {recipe.lines.beta})" if recipe.lines else "")
+        + ".", "",
+        "## Sources", "",
+        *[f"- `{m}`" + (" (base)" if m == recipe.base_model else "") for m in sources], "",
+        "## Recipe", "",
+        f"Content hash `{recipe.content_hash()}`, seed {recipe.seed}. "
+        f"`evomerge merge {RECIPE_FILE} OUT_DIR` rebuilds these weights bit for bit.", "",
+        "```yaml", recipe.to_yaml().rstrip(), "```", "",
+    ]
+    if mergekit_refusal is None:
+        lines += [f"`{MERGEKIT_FILE}` is the same merge as a mergekit config.", ""]
+    else:
+        lines += [f"mergekit cannot express this recipe: {mergekit_refusal}.", ""]
+    lines += ["## Versions", "",
+              *[f"- {name} {v}" for name, v in versions.items()],
+              f"- Python {platform.python_version()}", ""]
+    return "\n".join(lines)
