@@ -127,3 +127,52 @@ def test_remembered_order_builds_the_same_merge(tiny_models, merger, method, par
     ordered = LiveMerger(keys, base=str(tiny_models["base"]), remember_order=True)
     assert all(_remembered_order(t) is not None for t in ordered.deltas[keys[0]].values())
     _assert_same_build(merger, ordered, _recipe(tiny_models, method, **params))
+
+
+def _disk_merge(cfg, tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["merge", str(path), str(tmp_path / "out"), "--quiet"]) == 0
+    return load_file(tmp_path / "out" / "model.safetensors")
+
+
+def _weight_recipes(m):
+    a, b, base = str(m["a"]), str(m["b"]), str(m["base"])
+    return {
+        "linear": {"merge_method": "linear", "models": [
+            {"model": a, "parameters": {"weight": 0.7}},
+            {"model": b, "parameters": {"weight": [0.1, 0.6]}}]},
+        "slerp": {"merge_method": "slerp", "base_model": base, "parameters": {"t": 0.3},
+                  "models": [{"model": base}, {"model": a}]},
+        "slices": {"merge_method": "passthrough", "slices": [
+            {"sources": [{"model": a, "layer_range": [0, 2]}]},
+            {"sources": [{"model": b, "layer_range": [2, 3]}]}]},
+    }
+
+
+@pytest.mark.parametrize("kind", ["linear", "slerp", "slices"])
+def test_weight_methods_and_slices_build_what_the_disk_merge_writes(tiny_models, merger,
+                                                                    tmp_path, kind):
+    cfg = _weight_recipes(tiny_models)[kind]
+    on_disk = _disk_merge(cfg, tmp_path)
+    model = merger.new_model()
+    merger.build(load_recipe_dict(cfg), model)
+    state = model.state_dict()
+    for name, want in on_disk.items():
+        torch.testing.assert_close(state[name], want, atol=1e-6, rtol=1e-6)
+
+
+def test_a_recipe_defining_fewer_layers_is_refused_before_anything_is_written(
+        tiny_models, merger):
+    from evomerge.errors import ConfigError
+
+    model = merger.new_model()
+    merger.build(load_recipe_dict(_recipe(tiny_models, "ties", density=0.5)), model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    two_layers = {"merge_method": "passthrough", "slices": [
+        {"sources": [{"model": str(tiny_models["b"]), "layer_range": [0, 2]}]}]}
+    with pytest.raises(ConfigError, match="leaves .* undefined") as info:
+        merger.build(load_recipe_dict(two_layers), model)
+    assert "model.layers.2." in str(info.value)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # nothing written
