@@ -132,6 +132,12 @@ def plan_merge(recipe: Recipe, tensor_names: Callable[[str], Sequence[str]],
     return tasks
 
 
+def defined_tensors(recipe: Recipe, tensor_names: Callable[[str], Sequence[str]]) -> list[str]:
+    """The output tensors ``recipe`` defines, in order: what a builder must write, and
+    all it writes."""
+    return [task.out_name for task in plan_merge(recipe, tensor_names)]
+
+
 def _resolve(op, recipe: Recipe, sl: OutputSlice, models: list[str], tensor: str,
              t: float, file: Any) -> dict[str, Any]:
     """Per-tensor parameter values: per-model ones as a list aligned with ``models``."""

@@ -81,9 +81,9 @@ class Recipe(_Strict):
     """A merge plan. Building one checks it completely (fields, the method's parameters
     and their bounds, model counts), whether it comes from a file or from code.
 
-    What the plan makes is one output tensor per task of
-    :func:`evomerge.merge.plan.plan_merge`; :meth:`defined_tensors` lists them, and any
-    later way of composing layers (a layer routing) extends that plan, not the builders.
+    What it makes is one output tensor per task of :func:`evomerge.merge.plan.plan_merge`
+    (:func:`~evomerge.merge.plan.defined_tensors` lists them); a later way of composing
+    layers, such as a layer routing, extends that plan, not the builders.
     """
 
     format: Literal["evomerge/recipe-v1"] | None = None
@@ -135,12 +135,6 @@ class Recipe(_Strict):
                 out += [(f"slices[{i}].sources[{j}].parameters.{k}", k, v)
                         for k, v in (src.parameters or {}).items()]
         return out
-
-    def defined_tensors(self, tensor_names) -> list[str]:
-        """The output tensors this recipe defines, given ``tensor_names(model)``."""
-        from evomerge.merge.plan import plan_merge
-
-        return [task.out_name for task in plan_merge(self, tensor_names)]
 
     def to_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="python", exclude_none=True)
