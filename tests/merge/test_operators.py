@@ -396,17 +396,15 @@ def test_dare_keeps_each_entry_at_the_quantised_rate(density):
 def test_dare_mask_made_a_step_at_a_time_is_the_whole_tensor_rule():
     # the mask is built a cache-sized step at a time, with the entries that need a second
     # byte settled step by step; it must equal the rule applied to the whole tensor at once
-    from evomerge.merge.operators.random_drop import uniform_lanes
+    from evomerge.merge.operators.random_drop import first_bytes, second_bytes
     from evomerge.merge.operators.reductions import CPU_STEP
+    from evomerge.merge.operators.seeding import next_key
 
     n, density = 3 * CPU_STEP + 123, 0.3
-    high, low = divmod(round(density * KEEP_LEVELS), 256)
-    g = torch.Generator().manual_seed(5)
-    lanes = uniform_lanes(n, g).clone()
-    tied = torch.nonzero(lanes == high).view(-1)
-    second = uniform_lanes(tied.numel(), g)
-    expected = lanes < high
-    expected[tied] = second < low
+    key = next_key(torch.Generator().manual_seed(5))
+    # every entry's 16-bit uniform, second bytes included, compared with the level
+    uniform16 = (first_bytes(key, n).long() << 8) | second_bytes(key, torch.arange(n))
+    expected = uniform16 < round(density * KEEP_LEVELS)
     tau = randn(n, seed=9)
     kept = drop_random(tau, density, torch.Generator().manual_seed(5), "l1")
     assert torch.equal(kept.flat != 0, expected)
@@ -415,7 +413,7 @@ def test_dare_mask_made_a_step_at_a_time_is_the_whole_tensor_rule():
     assert kept.scale == pytest.approx(float(exact), rel=1e-6)
 
 
-def test_long_dare_draws_split_into_streams_stay_seeded_and_uniform():
+def test_long_dare_draws_split_into_parts_stay_seeded_and_uniform():
     from evomerge.merge.operators.random_drop import PARALLEL_WORDS, uniform_lanes
 
     numel = 4 * PARALLEL_WORDS + 5  # long enough to be drawn in parallel parts
@@ -431,17 +429,6 @@ def test_long_dare_draws_split_into_streams_stay_seeded_and_uniform():
         assert abs(part.mean().item() - 127.5) < 1
         assert abs((part < 128).float().mean().item() - 0.5) < 0.002
     assert not torch.equal(halves[0][:1000], halves[1][:1000])
-
-
-def test_cpu_draw_in_chunks_is_one_unbroken_stream():
-    # a CPU stream is drawn a cache-sized chunk at a time; the chunks must join into
-    # exactly the stream one long draw would give, whatever the chunk size
-    from evomerge.merge.operators.random_drop import DRAW_WORDS, _fill_from_stream
-
-    words = torch.zeros(2 * DRAW_WORDS + 17, dtype=torch.int64)
-    _fill_from_stream(words, 1234)
-    whole = np.random.SFC64(1234).random_raw(words.numel())
-    assert np.array_equal(words.numpy().view(np.uint64), whole)
 
 
 def test_dare_mask_is_the_same_in_another_process():

@@ -1,10 +1,14 @@
 """Random sparsifiers: DARE (drop uniformly) and DELLA's MagPrune (drop by rank).
 
-Every draw comes from the generator passed in, never from torch's global state, so the
-same generator seed rebuilds the same mask. Rescaling the survivors has two forms:
-``"l1"`` matches the task vector's L1 norm (mergekit's ``rescale``, the default of the
-operators) and ``"probability"`` divides each survivor by its keep probability (the DARE
-and DELLA papers: the sparsified vector is then unbiased, ``E[kept] = tau``).
+Every draw comes from the source passed in (a ``torch.Generator`` or a
+:class:`~evomerge.merge.operators.seeding.TensorSeed`), never from torch's global state,
+and is counter-based: each call takes one key from the source and computes every random
+number from the key and the entry's position (:mod:`~evomerge.merge.operators.seeding`).
+The same seed therefore rebuilds the same mask on CPU and on CUDA, whatever the chunking
+or the threads. Rescaling the survivors has two forms: ``"l1"`` matches the task
+vector's L1 norm (mergekit's ``rescale``, the default of the operators) and
+``"probability"`` divides each survivor by its keep probability (the DARE and DELLA
+papers: the sparsified vector is then unbiased, ``E[kept] = tau``).
 
 >>> g = torch.Generator().manual_seed(0)
 >>> tau = torch.ones(10_000)
@@ -16,23 +20,31 @@ and DELLA papers: the sparsified vector is then unbiased, ``E[kept] = tau``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
 import torch
 
+from evomerge.merge.operators import side_by_side
 from evomerge.merge.operators.reductions import RunningL1, step_size, steps
+from evomerge.merge.operators.seeding import (
+    TORCH_CHUNK, DrawKey, Source, counter_hash, hash_numpy, hash_range_numpy, hash_torch,
+    next_key)
 from evomerge.merge.operators.sparse import SparseDelta, dense, kept_times, rescaled, zero_like
-from evomerge.merge.operators.side_by_side import each
 from evomerge.merge.operators.spec import in_compute_dtype
 
 Rescale = Literal["none", "l1", "probability"]
+#: a parallel map, ``each(fn, *iterables) -> list``, like :func:`side_by_side.each`
+Each = Callable[..., list]
 
 #: DARE's keep probability is quantised to multiples of 2**-16, and the realised
-#: probability ``level / 65536`` is the one used to rescale. An entry's 16-bit uniform is
-#: drawn a byte at a time: the first byte decides unless it equals the level's high byte
-#: (one entry in 256), and only those entries draw a second byte. About 8 random bits per
-#: entry, eight entries per 64-bit draw.
+#: probability ``level / 65536`` is the one used to rescale. Entry i keeps when its
+#: 16-bit uniform ``(first byte << 8) | second byte`` lies below the level. First bytes
+#: come four to a 32-bit hash of stream 0 (entry i: byte ``i % 4`` of word ``i // 4``);
+#: the second byte (the low byte of stream 1's hash of i) only matters when the first
+#: equals the level's high byte (one entry in 256), so only those entries compute it.
+#: See :func:`dare_keeps_reference`.
 KEEP_LEVELS = 1 << 16
 
 
@@ -45,14 +57,10 @@ def keep_level(density: float) -> int:
     return min(KEEP_LEVELS - 1, max(1, round(density * KEEP_LEVELS)))
 
 
-#: CPU draws at least this many 64-bit words long are split into ``CPU_STREAMS`` parts,
-#: each drawn on its own thread by its own generator
+#: CPU draws of at least this many 32-bit hashes are split into ``CPU_PARTS`` parts, each
+#: computed on its own thread; the numbers do not depend on the split
 PARALLEL_WORDS = 1 << 16
-CPU_STREAMS = 2
-
-#: 64-bit words a CPU stream draws per call: small enough that each draw lands in cache
-#: before it is copied into place, large enough that the calls cost nothing
-DRAW_WORDS = 1 << 16
+CPU_PARTS = 2
 
 
 def lane_words(numel: int) -> int:
@@ -60,43 +68,96 @@ def lane_words(numel: int) -> int:
     return (numel + 7) // 8
 
 
-def uniform_lanes(numel: int, generator: torch.Generator,
-                  device: torch.device | str = "cpu",
-                  words: torch.Tensor | None = None) -> torch.Tensor:
-    """``numel`` independent uniform bytes (uint8) from ``generator``.
+def numpy_draws(device: torch.device | str) -> bool:
+    """Whether draws on ``device`` are computed in numpy (CPU) rather than in torch ops
+    (any other device). Both give the same bits."""
+    return torch.device(device).type == "cpu"
 
-    Drawing is a large share of DARE's cost. On CPU the bits come from numpy's SFC64,
-    seeded by ``generator``: it draws a 64-bit word in about a third of the time
-    torch's Mersenne Twister takes. A long draw is split into equal parts, each from its
-    own stream seeded by ``generator``, drawn on parallel threads. The split depends on
-    ``numel`` only, never on the machine, so a seed gives the same lanes everywhere.
-    Other devices draw with ``generator`` itself. The lanes are drawn into ``words``
-    when given (``lane_words(numel)`` int64 entries).
+
+def uniform_lanes(numel: int, generator: Source, device: torch.device | str = "cpu",
+                  words: torch.Tensor | None = None, *,
+                  each: Each = side_by_side.each) -> torch.Tensor:
+    """``numel`` independent uniform bytes (uint8) from the next key of ``generator``:
+    the first bytes of DARE's 16-bit uniforms (:func:`first_bytes`)."""
+    return first_bytes(next_key(generator), numel, device, words, each=each)
+
+
+def first_bytes(key: DrawKey, numel: int, device: torch.device | str = "cpu",
+                words: torch.Tensor | None = None, *,
+                each: Each = side_by_side.each) -> torch.Tensor:
+    """Byte ``i % 4`` of ``counter_hash(key.stream(0), i // 4)`` for i < ``numel``, as uint8.
+
+    Drawn into ``words`` when given (at least ``lane_words(numel)`` int64 entries), on its
+    device. On CPU the hashes are computed in numpy, in two parts on threads for long
+    draws (run by ``each``); elsewhere in torch ops.
     """
     if words is None:
         words = torch.empty(lane_words(numel), dtype=torch.int64, device=device)
-    if words.device.type != "cpu":
-        words.random_(-(1 << 63), None, generator=generator)  # all 64 bits uniform
-        return words.view(torch.uint8)[:numel]
-    if words.numel() < PARALLEL_WORDS:
-        _fill_from_stream(words, _stream_seeds(1, generator)[0])
+    if words.numel() < lane_words(numel):
+        raise ValueError(f"{words.numel()} words hold fewer than {numel} byte lanes")
+    if numpy_draws(words.device):
+        _first_bytes_numpy(key, numel, words, each)
     else:
-        each(_fill_from_stream, words.tensor_split(CPU_STREAMS),
-             _stream_seeds(CPU_STREAMS, generator))
+        _first_bytes_torch(key, numel, words)
     return words.view(torch.uint8)[:numel]
 
 
-def _stream_seeds(count: int, generator: torch.Generator) -> list[int]:
-    return torch.randint(0, 1 << 62, (count,), generator=generator).tolist()
+def _hash_words(numel: int) -> int:
+    return (numel + 3) // 4
 
 
-def _fill_from_stream(words: torch.Tensor, seed: int) -> None:
-    """Fill ``words`` (CPU int64) with uniform bits from an SFC64 stream seeded ``seed``."""
-    bits = np.random.SFC64(seed)
-    out = words.numpy().view(np.uint64)
-    for start in range(0, out.size, DRAW_WORDS):
-        stop = min(out.size, start + DRAW_WORDS)
-        out[start:stop] = bits.random_raw(stop - start)
+def _first_bytes_numpy(key: DrawKey, numel: int, words: torch.Tensor, each: Each) -> None:
+    # little-endian words: byte b of a word is its bits 8b..8b+7 on every machine
+    out = words.numpy().view(np.dtype("<u4"))[:_hash_words(numel)]
+    _hash_range_parts(key.stream(0), out, each)
+
+
+def _hash_range_parts(stream: tuple[int, int], out: np.ndarray, each: Each) -> None:
+    """``hash_range_numpy(stream, 0, out)``, in parts on threads when ``out`` is long."""
+    if out.size < PARALLEL_WORDS:
+        hash_range_numpy(stream, 0, out)
+        return
+    bounds = [out.size * p // CPU_PARTS for p in range(CPU_PARTS + 1)]
+    each(lambda start, stop: hash_range_numpy(stream, start, out[start:stop]),
+         bounds[:-1], bounds[1:])
+
+
+_BYTE_SHIFTS = (0, 8, 16, 24)
+
+
+def _first_bytes_torch(key: DrawKey, numel: int, words: torch.Tensor) -> None:
+    lanes = words.view(torch.uint8)[:numel]
+    shifts = torch.tensor(_BYTE_SHIFTS, dtype=torch.int64, device=words.device)
+    stream, count = key.stream(0), _hash_words(numel)
+    for start in range(0, count, TORCH_CHUNK):
+        stop = min(count, start + TORCH_CHUNK)
+        hashes = hash_torch(stream, torch.arange(start, stop, device=words.device))
+        chunk = (hashes.unsqueeze(1) >> shifts).bitwise_and_(0xFF).to(torch.uint8)
+        first, last = 4 * start, min(numel, 4 * stop)
+        lanes[first:last] = chunk.view(-1)[:last - first]
+
+
+def second_bytes(key: DrawKey, index: torch.Tensor) -> torch.Tensor:
+    """The low byte of ``counter_hash(key.stream(1), i)`` for each entry i of ``index``
+    (int64), as int64 on ``index``'s device."""
+    stream = key.stream(1)
+    if numpy_draws(index.device):
+        hashes = hash_numpy(stream, index.numpy().astype(np.uint64))
+        return torch.from_numpy((hashes & 0xFF).astype(np.int64))
+    return hash_torch(stream, index) & 0xFF
+
+
+def dare_keeps_reference(key: DrawKey, numel: int, density: float) -> list[bool]:
+    """Whether DARE keeps entry i, one entry at a time: the rule :func:`drop_random`'s
+    mask follows (a draw with ``key``, the next key of its source)."""
+    level = keep_level(density)
+    first, second = key.stream(0), key.stream(1)
+    keeps = []
+    for i in range(numel):
+        high = (counter_hash(first, i // 4) >> (8 * (i % 4))) & 0xFF
+        low = counter_hash(second, i) & 0xFF
+        keeps.append((high << 8 | low) < level)
+    return keeps
 
 
 def _all_or_nothing(tau: torch.Tensor, density: float) -> SparseDelta | None:
@@ -108,25 +169,29 @@ def _all_or_nothing(tau: torch.Tensor, density: float) -> SparseDelta | None:
     return None
 
 
-def drop_random(tau: torch.Tensor, density: float, generator: torch.Generator | None,
+def drop_random(tau: torch.Tensor, density: float, generator: Source | None,
                 rescale: Rescale, mask: torch.Tensor | None = None,
-                words: torch.Tensor | None = None) -> SparseDelta:
+                words: torch.Tensor | None = None, *,
+                each: Each = side_by_side.each) -> SparseDelta:
     """DARE (mergekit ``random``): keep each entry with probability ``density``.
 
-    density >= 1 returns the task vector untouched, density <= 0 keeps nothing. The kept
-    entries are written into ``mask`` when given (flat, ``tau``'s numel, compute dtype),
-    else into a new tensor; the random lanes are drawn into ``words`` when given (see
-    :func:`uniform_lanes`).
+    density >= 1 returns the task vector untouched, density <= 0 keeps nothing; else one
+    key is taken from ``generator`` and entry i (of ``tau`` flattened) is kept as
+    :func:`dare_keeps_reference` says, on every device. The kept entries are written
+    into ``mask`` when given (flat, ``tau``'s numel, compute dtype), else into a new
+    tensor; the random lanes are drawn into ``words`` when given (see
+    :func:`first_bytes`), with ``each`` as the parallel map.
     """
     _require(generator, "DARE")
     if (edge := _all_or_nothing(tau, density)) is not None:
         return edge
     tau = in_compute_dtype(tau)
     n, level = tau.numel(), keep_level(density)
-    lanes = uniform_lanes(n, generator, tau.device, words)
+    key = next_key(generator)
+    lanes = first_bytes(key, n, tau.device, words, each=each)
     high, low = divmod(level, 256)
     flat = tau.reshape(-1)
-    ties = _tied_keeps(lanes, high, low, generator, step_size(flat))
+    ties = _tied_keeps(lanes, high, low, key, step_size(flat))
     if mask is None:
         mask = torch.empty(n, dtype=tau.dtype, device=tau.device)
     # A step at a time, so that the mask, the kept entries and their L1 norm are made
@@ -164,21 +229,21 @@ class _TiedKeeps:
                             self.keep[first:last].to(kept.dtype))
 
 
-def _tied_keeps(lanes: torch.Tensor, high: int, low: int, generator: torch.Generator,
+def _tied_keeps(lanes: torch.Tensor, high: int, low: int, key: DrawKey,
                 step: int) -> _TiedKeeps | None:
-    """The tied entries' second draw, or None when the level has no low byte (a first
+    """The tied entries' second bytes, or None when the level has no low byte (a first
     byte equal to ``high`` then simply drops)."""
     if not low:
         return None
     tied = torch.nonzero(lanes == high).view(-1)
     if not tied.numel():
         return None
-    second = uniform_lanes(tied.numel(), generator, lanes.device)
-    return _TiedKeeps(tied, second < low, step, lanes.numel())
+    return _TiedKeeps(tied, second_bytes(key, tied) < low, step, lanes.numel())
 
 
 def drop_by_rank(tau: torch.Tensor, density: float, epsilon: float,
-                 generator: torch.Generator | None, rescale: Rescale) -> SparseDelta:
+                 generator: Source | None, rescale: Rescale, *,
+                 each: Each = side_by_side.each) -> SparseDelta:
     """DELLA's MagPrune (mergekit ``della_magprune``): rank-based keep probabilities.
 
     Within each row (dim 1; a 1-D tensor is one row) the entries are ranked by
@@ -186,7 +251,9 @@ def drop_by_rank(tau: torch.Tensor, density: float, epsilon: float,
     ``p_i = density - epsilon + 2 * epsilon * rank_i / (cols - 1)``, so larger entries
     survive more often and the mean stays ``density``. A row of one entry uses
     ``p = density`` (mergekit divides by zero there). density >= 1 returns the task
-    vector untouched, density <= 0 keeps nothing.
+    vector untouched, density <= 0 keeps nothing. Entry i of the rows (dim 1 moved last,
+    flattened) is kept when its uniform from :func:`rank_uniforms` (one key taken from
+    ``generator``) lies below its ``p_i``, on every device.
 
     >>> g = torch.Generator().manual_seed(0)
     >>> tau = torch.randn(64, 512, generator=g)
@@ -209,8 +276,8 @@ def drop_by_rank(tau: torch.Tensor, density: float, epsilon: float,
     else:
         rank_share = torch.full_like(rows, 0.5)
     probability = rank_share.mul_(2 * epsilon).add_(density - epsilon)
-    uniform = torch.rand(rows.shape, generator=generator, dtype=rows.dtype,
-                         device=rows.device)
+    uniform = rank_uniforms(next_key(generator), rows.numel(), rows.dtype, rows.device,
+                            each=each).view(rows.shape)
     multiplier = (uniform < probability).to(rows.dtype)
     if rescale == "probability":
         # a density so small that p underflows keeps (almost) nothing; the clamp stops
@@ -243,7 +310,35 @@ def row_ranks(mags: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(mags).scatter_(1, order, positions)
 
 
-def _require(generator: torch.Generator | None, method: str) -> None:
+def rank_uniforms(key: DrawKey, numel: int, dtype: torch.dtype = torch.float32,
+                  device: torch.device | str = "cpu", *,
+                  each: Each = side_by_side.each) -> torch.Tensor:
+    """``(counter_hash(key.stream(0), i) >> 8) / 2**24`` for i < ``numel``: uniforms on
+    [0, 1) in steps of 2**-24, exact in float32 and float64 (``dtype``), on ``device``."""
+    if numpy_draws(device):
+        hashes = np.empty(numel, dtype=np.uint32)
+        _hash_range_parts(key.stream(0), hashes, each)
+        np.right_shift(hashes, 8, out=hashes)
+        uniform = torch.from_numpy(hashes.astype(np.float64 if dtype == torch.float64
+                                                 else np.float32))
+        return uniform.mul_(2.0 ** -24).to(dtype)
+    uniform = torch.empty(numel, dtype=dtype, device=device)
+    stream = key.stream(0)
+    for start in range(0, numel, TORCH_CHUNK):
+        stop = min(numel, start + TORCH_CHUNK)
+        hashes = hash_torch(stream, torch.arange(start, stop, device=device))
+        uniform[start:stop] = (hashes >> 8).to(dtype).mul_(2.0 ** -24)
+    return uniform
+
+
+def rank_uniforms_reference(key: DrawKey, numel: int) -> list[float]:
+    """:func:`rank_uniforms`, one entry at a time."""
+    stream = key.stream(0)
+    return [(counter_hash(stream, i) >> 8) / (1 << 24) for i in range(numel)]
+
+
+def _require(generator: Source | None, method: str) -> None:
     if generator is None:
-        raise ValueError(f"{method} draws random masks: pass a torch.Generator "
-                         "(see tensor_generator); the global RNG is never used")
+        raise ValueError(f"{method} draws random masks: pass a torch.Generator or a "
+                         "TensorSeed (see tensor_generator, tensor_seed); the global RNG "
+                         "is never used")
