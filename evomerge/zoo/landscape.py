@@ -25,6 +25,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from evomerge.merge.live import LiveMerger
 from evomerge.merge.recipe import Recipe, load_recipe_dict
+from evomerge.pareto import non_dominated_mask
 from evomerge.zoo.build import Zoo, load_zoo
 from evomerge.zoo.data import read_jsonl
 from evomerge.zoo.scoring import METRICS, prepare, score_prepared, stop_token_ids
@@ -82,12 +83,9 @@ class Landscape:
 
 def pareto_front(points: Sequence[Point], metric: str, tasks: Sequence[str]) -> list[Point]:
     """The points no other point beats on every task (ties do not dominate)."""
-    def dominates(a: Point, b: Point) -> bool:
-        va = [a.scores[metric][t] for t in tasks]
-        vb = [b.scores[metric][t] for t in tasks]
-        return all(x >= y for x, y in zip(va, vb)) and va != vb
-
-    return [p for p in points if not any(dominates(q, p) for q in points if q is not p)]
+    values = [[p.scores[metric][t] for t in tasks] for p in points]
+    keep = non_dominated_mask(values, ["maximize"] * len(tasks))
+    return [p for p, kept in zip(points, keep) if kept]
 
 
 def task_arithmetic_recipe(zoo: Zoo, weights: dict[str, float]) -> Recipe:
