@@ -44,7 +44,7 @@ TARGET = 0.05
 def load_tiny(tmp: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from evomerge.zoo.random_models import save_random_llama
+    from evomerge.testing.random_models import save_random_llama
 
     folder = save_random_llama(tmp / "tiny", seed=0)
     return AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)

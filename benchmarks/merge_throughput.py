@@ -73,7 +73,7 @@ def prepare(name: str, work: Path) -> tuple[Path, list[Path]]:
         import_gguf(base)
         make_synthetic_experts(base, root, n=2, mode="perturb", seed=0)
     elif name == "llama_600m":
-        from evomerge.zoo.random_models import save_perturbed, save_random_llama
+        from evomerge.testing.random_models import save_perturbed, save_random_llama
 
         save_random_llama(base, seed=0, hidden_size=1536, num_layers=18, num_heads=12,
                           num_kv_heads=4, intermediate_size=4608,

@@ -6,7 +6,7 @@ untied model of the same shapes are compatible. Dtypes may differ: merges cast.
 
 >>> import tempfile, pathlib
 >>> from evomerge.checkpoint.reader import CheckpointReader
->>> from evomerge.zoo.random_models import save_random_llama
+>>> from evomerge.testing.random_models import save_random_llama
 >>> d = pathlib.Path(tempfile.mkdtemp())
 >>> a = CheckpointReader(save_random_llama(d / "a", seed=0))
 >>> b = CheckpointReader(save_random_llama(d / "b", seed=1, intermediate_size=64))

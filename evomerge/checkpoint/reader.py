@@ -10,7 +10,7 @@ when loaded with full pickle; they are refused unless ``allow_pickle=True`` (on 
 line ``--allow-pickle``), and even then read with ``torch.load(weights_only=True)``.
 
 >>> import tempfile, pathlib
->>> from evomerge.zoo.random_models import save_random_llama
+>>> from evomerge.testing.random_models import save_random_llama
 >>> folder = save_random_llama(pathlib.Path(tempfile.mkdtemp()) / "m", num_layers=2)
 >>> with CheckpointReader(folder) as r:
 ...     print(r.shape("model.layers.0.mlp.up_proj.weight"), r.dtype("lm_head.weight"))

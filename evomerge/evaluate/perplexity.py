@@ -14,7 +14,7 @@ maximised. The per-document score is exp(mean log-likelihood of its tokens), in 
 higher is better, so per-sample matrices stay non-negative as M2N2 expects.
 
 >>> import json, tempfile, pathlib, torch
->>> from evomerge.zoo.random_models import save_random_llama
+>>> from evomerge.testing.random_models import save_random_llama
 >>> from transformers import AutoModelForCausalLM, AutoTokenizer
 >>> d = pathlib.Path(tempfile.mkdtemp())
 >>> _ = save_random_llama(d / "m", seed=0)

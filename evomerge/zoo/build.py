@@ -45,9 +45,9 @@ from evomerge.zoo.train import char_tokenizer, new_model, train
 
 MANIFEST = "zoo.json"
 FORMAT_VERSION = 1
-#: The modules whose code decides the bits of a build.
-_SOURCES = ("skills.py", "data.py", "train.py", "presets.py", "build.py", "tokenizer.py",
-            "random_models.py")
+#: The modules whose code decides the bits of a build (paths inside the package).
+_SOURCES = ("zoo/skills.py", "zoo/data.py", "zoo/train.py", "zoo/presets.py",
+            "zoo/build.py", "testing/char_tokenizer.py", "testing/random_models.py")
 
 #: ``progress(stage, done, total)``: stage is "data", "base" or "expert_<skill>".
 Progress = Callable[[str, int, int], None]
@@ -84,9 +84,9 @@ class Zoo:
 def code_version() -> str:
     """A hash of the zoo modules that decide what a build contains."""
     h = hashlib.sha256()
-    here = Path(__file__).parent
+    package = Path(__file__).parent.parent
     for name in _SOURCES:
-        h.update(name.encode() + b"\0" + (here / name).read_bytes())
+        h.update(name.encode() + b"\0" + (package / name).read_bytes())
     return h.hexdigest()[:16]
 
 

@@ -25,7 +25,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from evomerge.errors import CheckpointError, ConfigError
 from evomerge.zoo.data import training_stream
-from evomerge.zoo.random_models import save_perturbed
+from evomerge.testing.random_models import save_perturbed
 from evomerge.zoo.skills import expert_skills
 from evomerge.zoo.train import TrainSettings, train
 

@@ -25,9 +25,9 @@ from itertools import islice
 import torch
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
-from evomerge.zoo.random_models import tiny_llama_config
+from evomerge.testing.random_models import tiny_llama_config
 from evomerge.zoo.skills import Example
-from evomerge.zoo.tokenizer import DEFAULT_ALPHABET, build_char_tokenizer
+from evomerge.testing.char_tokenizer import DEFAULT_ALPHABET, build_char_tokenizer
 
 #: Ends every answer; greedy generation stops on it.
 ANSWER_END = "\n"
@@ -73,20 +73,23 @@ def new_model(shape: ModelShape, tokenizer: PreTrainedTokenizerFast,
         num_heads=shape.heads, intermediate_size=shape.intermediate,
         max_position_embeddings=shape.max_positions,
     )
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(config)
+    with torch.random.fork_rng(devices=[]):  # seeded init; the caller's RNG is left alone
+        torch.manual_seed(seed)
+        return LlamaForCausalLM(config)
 
 
 @contextlib.contextmanager
 def deterministic(seed: int, threads: int = 1) -> Iterator[None]:
-    """Seed torch, force deterministic kernels and a fixed thread count; restore after."""
+    """Seed torch, force deterministic kernels and a fixed thread count; restore all three
+    (the random state too) after."""
     old_threads = torch.get_num_threads()
     old_det = torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
-    torch.manual_seed(seed)
     try:
-        yield
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
     finally:
         torch.set_num_threads(old_threads)
         torch.use_deterministic_algorithms(old_det)

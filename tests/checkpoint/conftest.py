@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from evomerge.zoo.random_models import save_random_llama
-
-torch.set_num_threads(1)  # the test machine is shared; tiny models gain nothing from threads
+from evomerge.testing.random_models import save_random_llama
 
 
 @pytest.fixture(scope="session")

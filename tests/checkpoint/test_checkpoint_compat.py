@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+from pathlib import Path
+
 import pytest
+from safetensors.torch import load_file, save_file
 
 from evomerge.checkpoint import CheckpointReader, check_compatible
 from evomerge.errors import CheckpointError
-from evomerge.zoo.random_models import save_random_llama
+from evomerge.testing.random_models import save_random_llama
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +30,64 @@ def _readers(models, *keys):
     return [CheckpointReader(models[k]) for k in keys]
 
 
-def test_same_architecture_is_compatible(models):
+def _edited_copy(src: Path, dst: Path, edit) -> Path:
+    """A copy of the model folder ``src`` whose tensors ``edit(dict)`` changed in place."""
+    shutil.copytree(src, dst)
+    tensors = load_file(dst / "model.safetensors")
+    edit(tensors)
+    save_file(tensors, dst / "model.safetensors", metadata={"format": "pt"})
+    return dst
+
+
+UP = "model.layers.1.mlp.up_proj.weight"
+EXTRA = "model.layers.1.mlp.extra.weight"
+
+#: One change of each kind to a copy of model 'a', and what the error must say about it.
+MISMATCHES = {
+    "missing": (lambda t: t.pop(UP),
+                f"model 'missing' lacks 1 tensor(s) present in 'a': '{UP}'"),
+    "extra": (lambda t: t.__setitem__(EXTRA, t[UP].clone()),
+              f"model 'extra' has 1 tensor(s) absent from 'a': '{EXTRA}'"),
+    "shape": (lambda t: t.__setitem__(UP, t[UP][:40].clone()),
+              f"model 'shape': tensor '{UP}' has shape (40, 32) but model 'a' has (80, 32)"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MISMATCHES))
+def test_each_mismatch_kind_raises_naming_the_model_and_tensor(models, tmp_path, kind):
+    edit, expected = MISMATCHES[kind]
+    changed = _edited_copy(models["a"], tmp_path / kind, edit)
+    with pytest.raises(CheckpointError) as err:
+        check_compatible([CheckpointReader(models["a"]), CheckpointReader(changed)])
+    assert expected in str(err.value)
+    # every model is compared, not only the first two
+    with pytest.raises(CheckpointError, match=re.escape(expected)):
+        check_compatible(_readers(models, "a", "b_same") + [CheckpointReader(changed)])
+
+
+def test_same_architecture_passes_where_one_changed_tensor_fails(models, tmp_path):
     check_compatible(_readers(models, "a", "b_same", "a"))
     check_compatible(_readers(models, "a"))
     check_compatible([])
+    # b_same with a single tensor cut short is refused: the pass above was a real check
+    cut = _edited_copy(models["b_same"], tmp_path / "b_cut",
+                       lambda t: t.__setitem__(UP, t[UP][:, :16].clone()))
+    with pytest.raises(CheckpointError, match=re.escape(f"tensor '{UP}' has shape (80, 16)")):
+        check_compatible([CheckpointReader(models["a"]), CheckpointReader(cut)])
 
 
-def test_tied_and_untied_heads_are_compatible(models):
+def test_a_tied_head_counts_as_lm_head_and_a_missing_head_does_not(models, tmp_path):
     check_compatible(_readers(models, "a", "tied"))
     check_compatible(_readers(models, "tied", "a"))
+    # an untied model that stores no head lacks lm_head.weight, tied or not on the other side
+    headless = _edited_copy(models["a"], tmp_path / "headless",
+                            lambda t: t.pop("lm_head.weight"))
+    assert not CheckpointReader(headless).tied_embeddings
+    for ref in ("a", "tied"):
+        with pytest.raises(CheckpointError) as err:
+            check_compatible([CheckpointReader(models[ref]), CheckpointReader(headless)])
+        assert (f"model 'headless' lacks 1 tensor(s) present in '{ref}': 'lm_head.weight'"
+                in str(err.value))
 
 
 def test_shape_mismatch_names_model_tensor_and_shapes(models):

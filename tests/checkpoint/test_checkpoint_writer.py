@@ -11,7 +11,7 @@ from safetensors import safe_open
 
 from evomerge.checkpoint import CheckpointReader, CheckpointWriter
 from evomerge.errors import CheckpointError, ConfigError
-from evomerge.zoo.random_models import save_random_llama
+from evomerge.testing.random_models import save_random_llama
 
 
 def _copy_model(source: Path, out: Path, **writer_kw) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from eval_support import GEN_TASK, MC_TASK, load, write_task
 
-from evomerge.zoo.random_models import save_random_llama
+from evomerge.testing.random_models import save_random_llama
 
 
 @pytest.fixture(scope="session")

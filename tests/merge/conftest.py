@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from evomerge.zoo.random_models import save_perturbed, save_random_llama
+from evomerge.testing.random_models import save_perturbed, save_random_llama
 
 
 @pytest.fixture(scope="session")

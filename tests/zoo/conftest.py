@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from evomerge.zoo.build import Zoo, build_zoo
-
-# The machine is shared: one thread per test process keeps tiny models from waiting on
-# oversubscribed OpenMP threads.
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from evomerge.zoo.tokenizer import build_char_tokenizer
+from evomerge.testing.char_tokenizer import build_char_tokenizer
 
 
 def tiny_llama_config(
@@ -52,8 +52,9 @@ def save_random_llama(out_dir: Path | str, seed: int = 0, dtype: torch.dtype = t
     out = Path(out_dir)
     tok = build_char_tokenizer()
     config = tiny_llama_config(vocab_size=len(tok), **config_kw)
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).to(dtype)
+    with torch.random.fork_rng(devices=[]):  # seeded init; the caller's RNG is left alone
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config).to(dtype)
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
     return out
