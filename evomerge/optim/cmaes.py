@@ -44,13 +44,9 @@ from typing import Any, Literal
 import numpy as np
 
 from evomerge.errors import ConfigError
-from evomerge.optim.base import ObjectiveSpec
-from evomerge.optim.replayed import (
-    ReplayedOptimizer,
-    failure_loss,
-    is_whole_number,
-    ok_losses,
-)
+from evomerge.optim.base import ObjectiveSpec, register_optimizer
+from evomerge.optim.options import choice, flag, number, option_error, whole_number
+from evomerge.optim.replayed import ReplayedOptimizer, failure_loss, ok_losses
 from evomerge.records import Candidate, Fitness
 
 RestartStrategy = Literal["none", "ipop", "bipop"]
@@ -166,6 +162,7 @@ class _Generation:
                 for i in range(len(self.points))]
 
 
+@register_optimizer
 class CMAES(ReplayedOptimizer):
     """CMA-ES on ``[0, 1]^dim`` (see the module docstring for the protocol mapping).
 
@@ -198,22 +195,12 @@ class CMAES(ReplayedOptimizer):
                 "nevergrad for several",
             )
         self._x0 = _check_x0(x0, dim)
-        if isinstance(sigma0, bool) or not isinstance(sigma0, (int, float)) or not (
-            0 < sigma0 <= 1
-        ):
-            raise ConfigError(None, "options.sigma0", sigma0,
-                              "the initial step size must be a number in (0, 1]")
-        if popsize is not None and (not is_whole_number(popsize) or popsize < 2):
-            raise ConfigError(None, "options.popsize", popsize,
-                              "the population size must be an integer >= 2")
-        if not isinstance(diagonal, bool):
-            raise ConfigError(None, "options.diagonal", diagonal, "must be true or false")
-        if restarts not in RESTART_STRATEGIES:
-            raise ConfigError(None, "options.restarts", restarts,
-                              f"must be one of {', '.join(RESTART_STRATEGIES)}")
-        if not is_whole_number(max_restarts) or max_restarts < 0:
-            raise ConfigError(None, "options.max_restarts", max_restarts,
-                              "must be an integer >= 0")
+        number("sigma0", sigma0, 0, maximum=1, strict=True)
+        if popsize is not None:
+            whole_number("popsize", popsize, 2)
+        flag("diagonal", diagonal)
+        choice("restarts", restarts, RESTART_STRATEGIES)
+        whole_number("max_restarts", max_restarts, 0)
         super().__init__(dim, objectives, seed, options={
             "x0": x0, "sigma0": sigma0, "popsize": popsize, "diagonal": diagonal,
             "restarts": restarts, "max_restarts": max_restarts,
@@ -319,7 +306,7 @@ class CMAES(ReplayedOptimizer):
             candidates.append(candidate)
         return candidates
 
-    def _learn(self, results: list[tuple[Candidate, Fitness]]) -> None:
+    def _tell(self, results: list[tuple[Candidate, Fitness]]) -> None:
         for candidate, fitness in results:
             losses = ok_losses(self.objectives, fitness)
             slot = self._slots.pop(candidate.uid, None)
@@ -350,6 +337,5 @@ def _check_x0(x0: Any, dim: int) -> np.ndarray:
     except (TypeError, ValueError):
         point = None
     if point is None or point.shape != (dim,) or not np.all((point >= 0) & (point <= 1)):
-        raise ConfigError(None, "options.x0", x0,
-                          f"the start point must be a number or {dim} numbers in [0, 1]")
+        raise option_error("x0", x0, f"must be a number or {dim} numbers in [0, 1]")
     return point

@@ -52,13 +52,12 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from evomerge.optim.base import ObjectiveSpec, Optimizer, Told
+from evomerge.optim.base import ObjectiveSpec, Optimizer, Told, register_optimizer
 from evomerge.optim.m2n2_archive import Archive, Member, ScoreColumns
 from evomerge.optim.m2n2_forms import CoefficientForm, VectorForm, candidate_vector
 from evomerge.optim.m2n2_options import M2N2Options
@@ -78,6 +77,7 @@ class _Pending:
     batch: int
 
 
+@register_optimizer
 class M2N2(Optimizer):
     """Model Merging with Natural Niches; options in :mod:`~evomerge.optim.m2n2_options`.
 
@@ -134,9 +134,7 @@ class M2N2(Optimizer):
 
     # ----------------------------------------------------------------- ask / tell
 
-    def ask(self, n: int = 1) -> list[Candidate]:
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
+    def _ask(self, n: int) -> list[Candidate]:
         batch, self.batches = self.batches, self.batches + 1
         out = []
         for _ in range(n):
@@ -165,28 +163,32 @@ class M2N2(Optimizer):
         child, info = self.form.crossover(genome_a, genome_b, self.rng, o.split_point)
         return child, [uid_a, uid_b], {"role": "child", **info}
 
-    def tell(self, results: Sequence[tuple[Candidate, Fitness]]) -> None:
-        """Insert each ok result into the archive; history keeps slim copies."""
-        for cand, fit in results:
-            self._tell([(cand, fit)])
-            self.history.append(Told(self.form.strip(cand), replace(fit, sample_scores={})))
+    def _history_entry(self, candidate: Candidate, fitness: Fitness) -> Told:
+        """A slim copy: the archive keeps weights and per-sample scores for its members."""
+        return Told(self.form.strip(candidate), replace(fitness, sample_scores={}))
 
-    def _tell(self, results: Sequence[tuple[Candidate, Fitness]]) -> None:
+    def _tell(self, results: list[tuple[Candidate, Fitness]]) -> None:
+        """Insert each ok result into the archive. Every result is checked first (score
+        row, genome), so a bad one raises before anything changes."""
+        columns, members = self._columns, []
         for cand, fit in results:
             if not fit.is_ok:
-                self._pending.pop(cand.uid, None)
                 continue
-            if self._columns is None:
-                self._columns = ScoreColumns.from_fitness(fit, cand.uid)
-            row = self._columns.row(fit, cand.uid)
-            pending = self._pending.pop(cand.uid, None)
-            if cand.uid in self._queue:  # a starting member told before it was asked
-                self._queue.remove(cand.uid)
+            columns = columns or ScoreColumns.from_fitness(fit, cand.uid)
+            row = columns.row(fit, cand.uid)
+            pending = self._pending.get(cand.uid)
             if pending is not None:
                 genome, parents = pending.genome, pending.parents
             else:
                 genome, parents = self.form.genome_from_candidate(cand), list(cand.parents)
-            member = Member(cand.uid, genome, parents, replace(fit, sample_scores={}))
+            members.append((Member(cand.uid, genome, parents, replace(fit, sample_scores={})),
+                            row))
+        self._columns = columns
+        for cand, _ in results:
+            self._pending.pop(cand.uid, None)
+            if cand.uid in self._queue:  # a starting member told before it was asked
+                self._queue.remove(cand.uid)
+        for member, row in members:
             self.archive.insert(member, row)
             self.evaluations += 1
         if self.archive.members and not self._queue:

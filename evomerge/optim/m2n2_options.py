@@ -34,34 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from evomerge.errors import ConfigError
-
-_FIELD = "optimizer.options."
-
-
-def _fail(name: str, value: Any, rule: str) -> ConfigError:
-    if isinstance(value, np.ndarray) or (isinstance(value, (list, tuple)) and len(value) > 8):
-        value = f"<array of shape {np.shape(value)}>"  # never print a whole weight vector
-    return ConfigError(None, _FIELD + name, value, rule)
-
-
-def _number(options: dict[str, Any], name: str, default: float, minimum: float,
-            integer: bool = False, strict: bool = False) -> Any:
-    value = options.get(name, default)
-    kind = int if integer else (int, float)
-    ok = isinstance(value, kind) and not isinstance(value, bool) and np.isfinite(value)
-    if not ok or value < minimum or (strict and value == minimum):
-        sign = ">" if strict else ">="
-        noun = "an integer" if integer else "a number"
-        raise _fail(name, value, f"must be {noun} {sign} {minimum}")
-    return value
-
-
-def _flag(options: dict[str, Any], name: str, default: bool) -> bool:
-    value = options.get(name, default)
-    if not isinstance(value, bool):
-        raise _fail(name, value, "must be true or false")
-    return value
+from evomerge.optim.options import check_known, flag, number, option_error, whole_number
 
 
 @dataclass
@@ -86,17 +59,14 @@ class M2N2Options:
 
     @classmethod
     def parse(cls, dim: int, options: dict[str, Any]) -> M2N2Options:
-        known = set(cls.__dataclass_fields__)
-        for name in options:
-            if name not in known:
-                raise _fail(name, options[name], f"unknown M2N2 option; known: {sorted(known)}")
+        check_known(options, cls.__dataclass_fields__, "optimizer 'm2n2'")
         opts = cls(
-            population=_number(options, "population", 20, 2, integer=True),
-            alpha=float(_number(options, "alpha", 1.0, 0.0)),
-            attraction=_flag(options, "attraction", True),
-            split_point=_flag(options, "split_point", True),
-            random_init=_number(options, "random_init", 2, 1, integer=True),
-            init_std=float(_number(options, "init_std", 0.01, 0.0, strict=True)),
+            population=whole_number("population", options.get("population", 20), 2),
+            alpha=number("alpha", options.get("alpha", 1.0), 0.0),
+            attraction=flag("attraction", options.get("attraction", True)),
+            split_point=flag("split_point", options.get("split_point", True)),
+            random_init=whole_number("random_init", options.get("random_init", 2), 1),
+            init_std=number("init_std", options.get("init_std", 0.01), 0.0, strict=True),
         )
         if options.get("groups") is not None:
             opts._parse_groups(dim, options)
@@ -104,10 +74,10 @@ class M2N2Options:
         default_noise = 0.01 if from_scratch else 0.0
         given_noise = options.get("noise_std")
         opts.noise_std = (default_noise if given_noise is None
-                          else float(_number(options, "noise_std", 0.0, 0.0)))
+                          else number("noise_std", given_noise, 0.0))
         if opts.coefficient_form and opts.noise_std > 0:
-            raise _fail("noise_std", opts.noise_std,
-                        "must be 0 for coefficient recipes (noise is for the vector form)")
+            raise option_error("noise_std", opts.noise_std,
+                               "must be 0 for coefficient recipes (noise is for the vector form)")
         if options.get("initial") is not None:
             opts.initial = opts._parse_initial(dim, options["initial"])
         return opts
@@ -116,15 +86,15 @@ class M2N2Options:
         groups, sizes = options["groups"], options.get("group_sizes")
         if not isinstance(groups, (list, tuple)) or not groups or \
                 not all(isinstance(g, str) for g in groups):
-            raise _fail("groups", groups, "must be a non-empty list of group names")
+            raise option_error("groups", groups, "must be a non-empty list of group names")
         if sizes is None or len(sizes) != len(groups) or \
                 not all(isinstance(s, (int, np.integer)) and s > 0 for s in sizes):
-            raise _fail("group_sizes", sizes,
-                        f"must list one positive integer per group ({len(groups)} groups)")
+            raise option_error("group_sizes", sizes,
+                               f"must list one positive integer per group ({len(groups)} groups)")
         if dim % len(groups):
-            raise _fail("groups", f"<{len(groups)} groups>",
-                        f"dim = {dim} must be groups x basis tensors, a multiple of "
-                        f"{len(groups)}")
+            raise option_error("groups", f"<{len(groups)} groups>",
+                               f"dim = {dim} must be groups x basis tensors, a multiple of "
+                               f"{len(groups)}")
         self.groups, self.group_sizes = list(groups), [int(s) for s in sizes]
         if options.get("gram") is not None:
             self.gram = self.check_gram(options["gram"], dim)
@@ -135,10 +105,10 @@ class M2N2Options:
         shape = (n_groups, dim // max(n_groups, 1), dim // max(n_groups, 1))
         array = np.asarray(gram, dtype=np.float64)
         if array.shape != shape or not np.all(np.isfinite(array)):
-            raise _fail("gram", f"<array of shape {array.shape}>",
-                        f"must be finite with shape (groups, basis, basis) = {shape}")
+            raise option_error("gram", f"<array of shape {array.shape}>",
+                               f"must be finite with shape (groups, basis, basis) = {shape}")
         if not np.allclose(array, array.transpose(0, 2, 1), rtol=1e-6, atol=0):
-            raise _fail("gram", "<array>", "each group's Gram matrix must be symmetric")
+            raise option_error("gram", "<array>", "each group's Gram matrix must be symmetric")
         return array
 
     def _parse_initial(self, dim: int, initial: Any) -> list[np.ndarray]:
@@ -149,13 +119,13 @@ class M2N2Options:
         try:
             members = [np.array(m, dtype=dtype) for m in initial]
         except (TypeError, ValueError):
-            raise _fail("initial", initial, "must be a list of numeric arrays") from None
+            raise option_error("initial", initial, "must be a list of numeric arrays") from None
         for i, m in enumerate(members):
             if m.shape != shape or not np.all(np.isfinite(m)):
-                raise _fail(f"initial[{i}]", f"<array of shape {m.shape}>",
-                            f"every starting member must be finite with shape {shape}")
+                raise option_error(f"initial[{i}]", f"<array of shape {m.shape}>",
+                                   f"every starting member must be finite with shape {shape}")
         if not members:
-            raise _fail("initial", initial, "must hold at least one starting member")
+            raise option_error("initial", initial, "must hold at least one starting member")
         return members
 
     def to_json(self) -> dict[str, Any]:

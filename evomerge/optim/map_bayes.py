@@ -39,7 +39,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from evomerge.optim.map_plan import sobol_points
+from evomerge.optim.sobol import sobol_points
 
 
 def error_scores(residuals: np.ndarray, spans: np.ndarray) -> np.ndarray:

@@ -46,8 +46,9 @@ from typing import Any
 import numpy as np
 
 from evomerge.errors import ConfigError
-from evomerge.optim.base import ObjectiveSpec, Optimizer
-from evomerge.optim.map_opt import MapOptimizer, int_option
+from evomerge.optim.base import ObjectiveSpec, Optimizer, register_optimizer
+from evomerge.optim.map_opt import MapOptimizer
+from evomerge.optim.options import check_known, option_error, whole_number
 from evomerge.records import Candidate, Fitness
 
 _PAIR = ObjectiveSpec(("left", "right"), ("maximize", "maximize"))
@@ -104,6 +105,7 @@ class _Pair:
         return pair
 
 
+@register_optimizer
 class NestedMapOptimizer(Optimizer):
     """Nested MAP over ``dim`` task vectors with one objective per task vector.
 
@@ -129,20 +131,19 @@ class NestedMapOptimizer(Optimizer):
             weights = np.zeros(0)
         if len(weights) != dim or not np.all(np.isfinite(weights) & (weights >= 0)) \
                 or weights.sum() <= 0:
-            raise ConfigError(None, "options.preference", pref,
-                              f"must be {dim} non-negative weights, not all 0")
+            raise option_error("preference", pref,
+                               f"must be {dim} non-negative weights, not all 0")
         self.preference = weights
         if not isinstance(options.get("links", "auto"), str):
-            raise ConfigError(None, "options.links", options["links"],
-                              "nested MAP takes one link name for every pair's two objectives")
-        self.node_plan_size = int_option("node_plan_size", options.pop("node_plan_size", 12), 3)
-        self.node_front_size = int_option("node_front_size", options.pop("node_front_size", 4))
-        allowed = {"moea", "pop_size", "generations", "links"}
-        unknown = sorted(set(options) - allowed)
-        if unknown:
-            raise ConfigError(None, f"options.{unknown[0]}", options[unknown[0]],
-                              "unknown nested MAP option; known: generations, links, moea, "
-                              "node_front_size, node_plan_size, pop_size, preference")
+            raise option_error("links", options["links"],
+                               "nested MAP takes one link name for every pair's two objectives")
+        check_known(options, ("generations", "links", "moea", "node_front_size",
+                              "node_plan_size", "pop_size", "preference"),
+                    f"optimizer {self.name!r}")
+        self.node_plan_size = whole_number("node_plan_size",
+                                           options.pop("node_plan_size", 12), 3)
+        self.node_front_size = whole_number("node_front_size",
+                                            options.pop("node_front_size", 4), 1)
         self.inner_options = dict(options, bayes_rounds=0, plan_size=self.node_plan_size)
         self.groups: list[tuple[list[int], np.ndarray]] = [
             ([t], np.eye(dim)[t]) for t in range(dim)]
@@ -208,7 +209,7 @@ class NestedMapOptimizer(Optimizer):
                 "inner": inner.meta}
         return Candidate(uid=inner.uid, x=pair.full_x(inner.x).tolist(), meta=meta)
 
-    def ask(self, n: int = 1) -> list[Candidate]:
+    def _ask(self, n: int) -> list[Candidate]:
         """Required points of the current level's pairs first, round-robin; then extra
         points from the pairs (their fill or front points); after the root: its front."""
         self._advance()
@@ -230,7 +231,7 @@ class NestedMapOptimizer(Optimizer):
                 out.extend(self._wrap(i, c) for c in self.pairs[i].ask(k))
         return out
 
-    def _tell(self, results: Sequence[tuple[Candidate, Fitness]]) -> None:
+    def _tell(self, results: list[tuple[Candidate, Fitness]]) -> None:
         for cand, fit in results:
             meta = cand.meta or {}
             if meta.get("phase") != "nested" or meta.get("level") != self.level:
@@ -257,8 +258,8 @@ class NestedMapOptimizer(Optimizer):
         super().load_state_dict(state)
         saved = state["nested"]
         if saved["preference"] != self.preference.tolist():
-            raise ConfigError(None, "options.preference", self.preference.tolist(),
-                              f"differs from the saved state's {saved['preference']}")
+            raise option_error("preference", self.preference.tolist(),
+                               f"differs from the saved state's {saved['preference']}")
         self.level, self.done = saved["level"], list(saved["done"])
         self.groups = [(list(g), np.asarray(w, dtype=float)) for g, w in saved["groups"]]
         self.pairs = [_Pair.from_dict(d, self.inner_options, self.node_front_size)

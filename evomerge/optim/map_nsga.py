@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from evomerge.optim.pareto_metrics import dominance_matrix
+from evomerge.pareto import dominance_matrix, non_dominated_mask
 
 Objective = Callable[[np.ndarray], np.ndarray]
 """Maps an ``(n, d)`` array of points to an ``(n, m)`` array of losses (minimised)."""
@@ -211,7 +211,7 @@ def evolve(
         merged_losses = np.vstack([losses, objective(children)])
         keep = survive(merged_losses, pop_size, rng)
         pop, losses = merged[keep], merged_losses[keep]
-    first = fast_non_dominated_sort(losses)[0]
+    first = np.flatnonzero(non_dominated_mask(losses))
     _, unique = np.unique(pop[first], axis=0, return_index=True)
     chosen = first[np.sort(unique)]
     return pop[chosen], losses[chosen]

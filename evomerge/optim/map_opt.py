@@ -49,21 +49,26 @@ from typing import Any
 
 import numpy as np
 
-from evomerge.errors import ConfigError
-from evomerge.optim.base import ObjectiveSpec, Optimizer
+from evomerge.optim.base import ObjectiveSpec, Optimizer, register_optimizer
 from evomerge.optim.map_bayes import error_scores, resample_points
 from evomerge.optim.map_nsga import nsga2, select_spread
 from evomerge.optim.map_nsga3 import nsga3
-from evomerge.optim.map_plan import initial_plan, sobol_points
+from evomerge.optim.map_plan import initial_plan
+from evomerge.optim.options import check_known, choice, option_error, whole_number
 from evomerge.optim.map_surrogate import (
     LINKS, QuadraticSurrogate, fit_quadratic, link_accepts, loo_residuals,
 )
-from evomerge.optim.pareto_metrics import non_dominated_mask
+from evomerge.optim.sobol import sobol_points
+from evomerge.pareto import non_dominated_mask
 from evomerge.records import Candidate, Fitness
 
 # Merges whose coefficients differ by less than this (Euclidean, in coefficient units)
 # count as the same merge: asking both would spend an evaluation on nothing new.
 _SAME_MERGE = 1e-3
+
+#: the multi-objective searches MAP runs on its surrogates ("auto": NSGA-III from four
+#: objectives on, NSGA-II below)
+MOEAS = ("auto", "nsga2", "nsga3")
 
 
 def _new_points(points: np.ndarray, taken: np.ndarray) -> np.ndarray:
@@ -78,19 +83,7 @@ def _new_points(points: np.ndarray, taken: np.ndarray) -> np.ndarray:
     return np.asarray(kept, dtype=int)
 
 
-def int_option(name: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as an int, or a ConfigError naming ``options.<name>`` and the rule.
-
-    >>> int_option("pop_size", 3, minimum=4)
-    Traceback (most recent call last):
-    ...
-    evomerge.errors.ConfigError: field 'options.pop_size' = 3: must be an integer >= 4
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(None, f"options.{name}", value, f"must be an integer >= {minimum}")
-    return int(value)
-
-
+@register_optimizer
 class MapOptimizer(Optimizer):
     """MAP: quadratic surrogates per objective, an evolutionary front on them, real
     evaluation of that front, and optional Bayesian resampling rounds.
@@ -106,21 +99,17 @@ class MapOptimizer(Optimizer):
     def __init__(self, dim: int, objectives: ObjectiveSpec | None = None, seed: int = 0,
                  **options: Any):
         super().__init__(dim, objectives, seed)
-        known = {"plan_size", "links", "bayes_rounds", "moea", "pop_size", "generations",
-                 "pool_size"}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(None, f"options.{unknown[0]}", options[unknown[0]],
-                              f"unknown MAP option; known: {', '.join(sorted(known))}")
+        check_known(options, ("plan_size", "links", "bayes_rounds", "moea", "pop_size",
+                              "generations", "pool_size"), f"optimizer {self.name!r}")
         self._plan = initial_plan(dim, options.get("plan_size"), seed)
         self.options = {
             "plan_size": len(self._plan),
             "links": self._check_links(options.get("links", "auto")),
-            "bayes_rounds": int_option("bayes_rounds", options.get("bayes_rounds", 2), 0),
-            "moea": self._check_moea(options.get("moea", "auto")),
-            "pop_size": int_option("pop_size", options.get("pop_size", 100), 4),
-            "generations": int_option("generations", options.get("generations", 100), 0),
-            "pool_size": int_option("pool_size", options.get("pool_size", 1024)),
+            "bayes_rounds": whole_number("bayes_rounds", options.get("bayes_rounds", 2), 0),
+            "moea": choice("moea", options.get("moea", "auto"), MOEAS),
+            "pop_size": whole_number("pop_size", options.get("pop_size", 100), 4),
+            "generations": whole_number("generations", options.get("generations", 100), 0),
+            "pool_size": whole_number("pool_size", options.get("pool_size", 1024), 1),
         }
         self.stage = "plan"
         self.plan_asked = 0
@@ -133,27 +122,16 @@ class MapOptimizer(Optimizer):
     # ----- option checks -------------------------------------------------------------
     def _check_links(self, links: Any) -> str | dict[str, str]:
         if isinstance(links, str):
-            if links != "auto" and links not in LINKS:
-                raise ConfigError(None, "options.links", links,
-                                  f"must be 'auto' or one of {', '.join(LINKS)}")
-            return links
+            return choice("links", links, ("auto", *LINKS))
         if not isinstance(links, dict):
-            raise ConfigError(None, "options.links", links,
-                              "must be a link name or a mapping objective -> link name")
+            raise option_error("links", links,
+                               "must be a link name or a mapping objective -> link name")
         for name, link in links.items():
             if name not in self.objectives.names:
-                raise ConfigError(None, f"options.links.{name}", link,
-                                  f"names no objective; objectives: {list(self.objectives.names)}")
-            if link != "auto" and link not in LINKS:
-                raise ConfigError(None, f"options.links.{name}", link,
-                                  f"must be 'auto' or one of {', '.join(LINKS)}")
+                raise option_error(f"links.{name}", link,
+                                   f"names no objective; objectives: {list(self.objectives.names)}")
+            choice(f"links.{name}", link, ("auto", *LINKS))
         return dict(links)
-
-    @staticmethod
-    def _check_moea(moea: Any) -> str:
-        if moea not in ("auto", "nsga2", "nsga3"):
-            raise ConfigError(None, "options.moea", moea, "must be 'auto', 'nsga2' or 'nsga3'")
-        return moea
 
     # ----- data and fits -------------------------------------------------------------
     def fit_data(self) -> tuple[np.ndarray, np.ndarray]:
@@ -296,10 +274,8 @@ class MapOptimizer(Optimizer):
                                  self.options["pool_size"])
         return self._emit(points, "bayes", predicted=True)
 
-    def ask(self, n: int = 1) -> list[Candidate]:
+    def _ask(self, n: int) -> list[Candidate]:
         """``n`` candidates from the current phase (see the module docstring)."""
-        if n < 1:
-            return []
         if self.phase() == "plan":
             take = min(n, len(self._plan) - self.plan_asked)
             points = self._plan[self.plan_asked:self.plan_asked + take]
@@ -329,7 +305,7 @@ class MapOptimizer(Optimizer):
                 raise ValueError(f"candidate {cand.uid}: ok fitness lacks objective(s) {missing}")
         super().tell(results)
 
-    def _tell(self, results: Sequence[tuple[Candidate, Fitness]]) -> None:
+    def _tell(self, results: list[tuple[Candidate, Fitness]]) -> None:
         """Nothing to update eagerly: fits are recomputed from the history when needed."""
 
     # ----- reporting and state -------------------------------------------------------
@@ -368,9 +344,9 @@ class MapOptimizer(Optimizer):
         super().load_state_dict(state)
         saved = state["map"]
         if saved["options"] != self.options:
-            raise ConfigError(None, "options", self.options,
-                              f"differ from the options the state was saved with: "
-                              f"{saved['options']}")
+            raise option_error(None, self.options,
+                               f"differ from the options the state was saved with: "
+                               f"{saved['options']}")
         self.stage, self.plan_asked = saved["stage"], saved["plan_asked"]
         self.fill_asked, self.bayes_done = saved["fill_asked"], saved["bayes_done"]
         self.batch_uids = list(saved["batch_uids"])

@@ -10,8 +10,8 @@ holds
 - the ``T`` one-hot corners c = e_t (each fine-tuned model alone): the extremes of any
   trade-off, and the points a user compares merges against;
 
-and the rest from a scrambled Sobol sequence (scipy.stats.qmc, seeded), which fills the
-box more evenly than independent uniform draws.
+and the rest from a scrambled Sobol sequence (:func:`~evomerge.optim.sobol.sobol_points`,
+seeded), which fills the box more evenly than independent uniform draws.
 
 >>> plan = initial_plan(2, seed=0)
 >>> plan.shape
@@ -22,11 +22,10 @@ box more evenly than independent uniform draws.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
-from evomerge.errors import ConfigError
+from evomerge.optim.options import is_whole_number, option_error
+from evomerge.optim.sobol import sobol_points
 
 
 def default_plan_size(dim: int) -> int:
@@ -36,29 +35,6 @@ def default_plan_size(dim: int) -> int:
     [6, 12, 20, 90]
     """
     return (dim + 1) * (dim + 2)
-
-
-def sobol_points(dim: int, count: int, seed: int, skip: int = 0) -> np.ndarray:
-    """Points ``skip .. skip+count-1`` of a scrambled Sobol sequence in ``[0, 1]^dim``.
-
-    The same ``(dim, seed)`` always gives the same sequence, so a plan can be continued
-    (``skip``) after a restart.
-
-    >>> a = sobol_points(3, 6, seed=1)
-    >>> np.allclose(a[4:], sobol_points(3, 2, seed=1, skip=4))
-    True
-    """
-    from scipy.stats import qmc
-
-    if count <= 0:
-        return np.zeros((0, dim))
-    sampler = qmc.Sobol(d=dim, scramble=True, rng=np.random.default_rng(seed))
-    if skip:
-        sampler.fast_forward(skip)
-    with warnings.catch_warnings():
-        # Sobol's balance is exact only for powers of two; a plan needs other sizes.
-        warnings.simplefilter("ignore", UserWarning)
-        return sampler.random(count)
 
 
 def initial_plan(dim: int, size: int | None = None, seed: int = 0) -> np.ndarray:
@@ -71,9 +47,9 @@ def initial_plan(dim: int, size: int | None = None, seed: int = 0) -> np.ndarray
     [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
     """
     size = default_plan_size(dim) if size is None else size
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < dim + 1:
-        raise ConfigError(
-            None, "options.plan_size", size,
+    if not is_whole_number(size) or size < dim + 1:
+        raise option_error(
+            "plan_size", size,
             f"must be an integer >= dim + 1 = {dim + 1} (the origin and the {dim} one-hot "
             f"corners are always evaluated)",
         )

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from evomerge.errors import ConfigError
+from evomerge.optim.options import option_error
 
 LINKS = ("identity", "sigmoid", "softplus")
 
@@ -73,7 +73,7 @@ def _link(name: str, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return s, s * (1.0 - s)
     if name == "softplus":
         return np.logaddexp(0.0, q), 0.5 * (1.0 + np.tanh(0.5 * q))
-    raise ConfigError(None, "link", name, f"must be one of {', '.join(LINKS)}")
+    raise option_error("links", name, f"must be one of {', '.join(LINKS)}")
 
 
 def _link_inverse(name: str, y: np.ndarray) -> np.ndarray:
@@ -141,8 +141,8 @@ def fit_quadratic(
     if len(c) != len(y):
         raise ValueError(f"{len(c)} coefficient vectors but {len(y)} values")
     if not link_accepts(link, y):
-        raise ConfigError(
-            None, "link", link,
+        raise option_error(
+            "links", link,
             f"needs values in its range (sigmoid: [0, 1], softplus: >= 0), but the "
             f"measured values span [{y.min():g}, {y.max():g}]",
         )

@@ -9,8 +9,8 @@ How the protocol maps onto nevergrad:
 
 - A failed or pruned asked candidate is told a penalty loss, because population-based
   methods (DE, PSO) wait for a tell of every candidate they asked: per objective,
-  ``failure_loss`` of the worst ok loss told so far, or 1e20 (under the 5e20 at which
-  nevergrad clips nonsense losses) while no ok loss is known yet.
+  ``failure_loss`` of the worst ok loss told so far, or ``FAILURE_LOSS_WITHOUT_OK``
+  while no ok loss is known yet.
 - A never-asked result goes through nevergrad's ``tell`` of a spawned child
   (``tell_not_asked``); methods that cannot take one (the sequential ones wrapping scipy)
   ignore it. Failed never-asked results teach nothing and are ignored.
@@ -42,14 +42,9 @@ from typing import Any
 
 import numpy as np
 
-from evomerge.errors import ConfigError
-from evomerge.optim.base import ObjectiveSpec
-from evomerge.optim.replayed import (
-    ReplayedOptimizer,
-    failure_loss,
-    is_whole_number,
-    ok_losses,
-)
+from evomerge.optim.base import ObjectiveSpec, register_optimizer
+from evomerge.optim.options import option_error, whole_number
+from evomerge.optim.replayed import ReplayedOptimizer, failure_loss, ok_losses
 from evomerge.records import Candidate, Fitness
 
 #: the loss told for a failure before any ok loss is known: far above real losses,
@@ -57,6 +52,7 @@ from evomerge.records import Candidate, Fitness
 FAILURE_LOSS_WITHOUT_OK = 1.0e20
 
 
+@register_optimizer
 class NevergradOptimizer(ReplayedOptimizer):
     """A nevergrad optimizer by registry name (``optimizer``), with its ``budget``
     (None: unknown) and ``num_workers`` (candidates evaluated at once)."""
@@ -79,23 +75,20 @@ class NevergradOptimizer(ReplayedOptimizer):
         if not isinstance(optimizer, str) or optimizer not in registry:
             nearest = difflib.get_close_matches(str(optimizer), list(registry), n=5,
                                                 cutoff=0.4)
-            raise ConfigError(
-                None, "options.optimizer", optimizer,
+            raise option_error(
+                "optimizer", optimizer,
                 "not in nevergrad.optimizers.registry; nearest names: "
                 f"{', '.join(nearest) if nearest else '(none)'}",
             )
-        if budget is not None and (not is_whole_number(budget) or budget < 1):
-            raise ConfigError(None, "options.budget", budget,
-                              "the evaluation budget must be an integer >= 1 or null")
-        if not is_whole_number(num_workers) or num_workers < 1:
-            raise ConfigError(None, "options.num_workers", num_workers,
-                              "must be an integer >= 1")
+        if budget is not None:
+            whole_number("budget", budget, 1)
+        whole_number("num_workers", num_workers, 1)
         if num_workers > 1 and getattr(registry[optimizer], "no_parallelization", False):
             # checked here: nevergrad's own refusal leaves a half-built optimizer whose
             # destructor fails noisily
-            raise ConfigError(None, "options.optimizer", optimizer,
-                              "this nevergrad method evaluates one candidate at a time; "
-                              "set num_workers to 1 or pick a parallel method")
+            raise option_error("optimizer", optimizer,
+                               "this nevergrad method evaluates one candidate at a time; "
+                               "set num_workers to 1 or pick a parallel method")
         super().__init__(dim, objectives, seed, options={
             "optimizer": optimizer, "budget": budget, "num_workers": num_workers})
         box = ng.p.Array(shape=(dim,), lower=0.0, upper=1.0)
@@ -105,17 +98,17 @@ class NevergradOptimizer(ReplayedOptimizer):
                                                     num_workers=num_workers)
             self.sequential = _is_sequential(self.ng_optimizer)
         except AssertionError:  # NGOpt and its kin choose a method from the budget
-            raise ConfigError(None, "options.budget", budget,
-                              f"nevergrad optimizer {optimizer!r} needs a budget") from None
+            raise option_error("budget", budget,
+                               f"nevergrad optimizer {optimizer!r} needs a budget") from None
         except ValueError as error:  # e.g. a sequential method with num_workers > 1
-            raise ConfigError(None, "options.optimizer", optimizer, str(error)) from None
+            raise option_error("optimizer", optimizer, str(error)) from None
         self._pending: dict[str, Any] = {}  # uid -> nevergrad candidate asked, not told
         self._worst: list[float] | None = None  # per objective, over ok losses told
 
     def _ask(self, n: int) -> list[Candidate]:
         if self.sequential and len(self._pending) + n > 1:
-            raise ConfigError(
-                None, "options.optimizer", self.options["optimizer"],
+            raise option_error(
+                "optimizer", self.options["optimizer"],
                 f"this nevergrad method evaluates one candidate at a time, but "
                 f"{len(self._pending) + n} would be pending; ask one at a time, or pick a "
                 "parallel method (NGOpt with num_workers set to the number evaluated at "
@@ -129,7 +122,7 @@ class NevergradOptimizer(ReplayedOptimizer):
             candidates.append(candidate)
         return candidates
 
-    def _learn(self, results: list[tuple[Candidate, Fitness]]) -> None:
+    def _tell(self, results: list[tuple[Candidate, Fitness]]) -> None:
         from nevergrad.common.errors import TellNotAskedNotSupportedError
 
         for candidate, fitness in results:

@@ -29,8 +29,8 @@ import difflib
 import inspect
 from typing import Any
 
-from evomerge.errors import ConfigError
-from evomerge.optim.base import ObjectiveSpec
+from evomerge.optim.base import ObjectiveSpec, register_optimizer
+from evomerge.optim.options import check_known, option_error
 from evomerge.optim.replayed import ReplayedOptimizer, ok_losses
 from evomerge.records import Candidate, Fitness
 
@@ -61,11 +61,12 @@ def sampler_name(name: str) -> str:
     if canonical is None:
         close = difflib.get_close_matches(str(name), list(SAMPLERS), n=1, cutoff=0.3)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError(None, "options.sampler", name,
-                          f"not an optuna sampler; {hint}known: {', '.join(SAMPLERS)}")
+        raise option_error("sampler", name,
+                           f"not an optuna sampler; {hint}known: {', '.join(SAMPLERS)}")
     return canonical
 
 
+@register_optimizer
 class OptunaOptimizer(ReplayedOptimizer):
     """An in-memory optuna study with the sampler named by ``sampler``; every other option
     goes to the sampler's constructor."""
@@ -87,28 +88,22 @@ class OptunaOptimizer(ReplayedOptimizer):
         canonical = sampler_name(sampler)
         class_name, handles_multi = SAMPLERS[canonical]
         if objectives.multi and not handles_multi:
-            raise ConfigError(
-                None, "options.sampler", sampler,
+            raise option_error(
+                "sampler", sampler,
                 f"optuna's {class_name} optimises one objective, but "
                 f"{len(objectives.names)} are given; use TPE, NSGA-II or NSGA-III",
             )
         sampler_class = getattr(optuna.samplers, class_name)
         accepted = [p for p in inspect.signature(sampler_class.__init__).parameters
                     if p not in ("self", "seed")]
-        for key, value in sampler_options.items():
-            if key not in accepted:
-                raise ConfigError(
-                    None, f"options.{key}", value,
-                    f"not an option of optuna's {class_name}; its options: "
-                    f"{', '.join(accepted)}",
-                )
+        check_known(sampler_options, accepted, f"optuna's {class_name}")
         super().__init__(dim, objectives, seed,
                          options={"sampler": canonical, **sampler_options})
         try:
             built = sampler_class(seed=seed, **sampler_options)
         except (TypeError, ValueError) as error:
-            raise ConfigError(None, "options", sampler_options,
-                              f"optuna's {class_name} rejects them: {error}") from None
+            raise option_error(None, sampler_options,
+                               f"optuna's {class_name} rejects them: {error}") from None
         self.study = optuna.create_study(sampler=built,
                                          directions=list(self.objectives.directions))
         self._distributions = {
@@ -126,7 +121,7 @@ class OptunaOptimizer(ReplayedOptimizer):
             candidates.append(candidate)
         return candidates
 
-    def _learn(self, results: list[tuple[Candidate, Fitness]]) -> None:
+    def _tell(self, results: list[tuple[Candidate, Fitness]]) -> None:
         from optuna.trial import TrialState, create_trial
 
         for candidate, fitness in results:

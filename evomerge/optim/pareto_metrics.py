@@ -1,13 +1,12 @@
-"""Pareto-front quality: non-dominated filter, hypervolume, IGD and win rate.
+"""Pareto-front quality: hypervolume, IGD and win rate.
 
 Every function takes points as an ``(n, m)`` array of objective values *as measured*
 and a ``directions`` sequence (``"maximize"`` / ``"minimize"`` per objective; ``None``
 means all minimised). Internally values are turned into losses (maximised objectives
-negated), so the definitions below are stated for losses.
+negated), so the definitions below are stated for losses. The front itself (dominance,
+the non-dominated filter) is :mod:`evomerge.pareto`.
 
 >>> front = [[0.9, 0.2], [0.5, 0.5], [0.2, 0.9], [0.4, 0.4]]
->>> pareto_filter(front, ["maximize", "maximize"]).tolist()
-[[0.9, 0.2], [0.5, 0.5], [0.2, 0.9]]
 >>> round(hypervolume(front, [0.0, 0.0], ["maximize", "maximize"]), 4)
 0.41
 """
@@ -18,86 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-Directions = Sequence[str] | None
-
-
-def as_losses(points: object, directions: Directions = None) -> np.ndarray:
-    """Points as a float ``(n, m)`` array of losses (maximised objectives negated).
-
-    >>> as_losses([[1.0, 2.0]], ["maximize", "minimize"]).tolist()
-    [[-1.0, 2.0]]
-    """
-    arr = np.asarray(points, dtype=float)
-    if arr.ndim == 1:
-        arr = arr.reshape(1, -1) if arr.size else arr.reshape(0, 0)
-    if arr.ndim != 2:
-        raise ValueError(f"points must be an (n, m) array, got shape {arr.shape}")
-    if directions is None:
-        return arr.copy()
-    if len(directions) != arr.shape[1] and arr.shape[0] > 0:
-        raise ValueError(
-            f"one direction per objective is needed: {arr.shape[1]} objectives, "
-            f"{len(directions)} directions ({list(directions)})"
-        )
-    signs = []
-    for d in directions:
-        if d not in ("maximize", "minimize"):
-            raise ValueError(f"direction must be 'maximize' or 'minimize', got {d!r}")
-        signs.append(-1.0 if d == "maximize" else 1.0)
-    if arr.shape[0] == 0:
-        return arr.reshape(0, len(signs))
-    return arr * np.asarray(signs)
-
-
-def dominance_matrix(losses: np.ndarray) -> np.ndarray:
-    """``D[i, j]`` is True when loss vector ``i`` dominates ``j`` (<= everywhere, < once).
-
-    >>> dominance_matrix(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]])).astype(int).tolist()
-    [[0, 1, 0], [0, 0, 0], [0, 1, 0]]
-    """
-    n = len(losses)
-    weakly, strictly = np.ones((n, n), dtype=bool), np.zeros((n, n), dtype=bool)
-    for column in np.asarray(losses, dtype=float).T:  # (n, n) planes, never (n, n, m)
-        weakly &= column[:, None] <= column[None, :]
-        strictly |= column[:, None] < column[None, :]
-    return weakly & strictly
-
-
-def non_dominated_mask(points: object, directions: Directions = None) -> np.ndarray:
-    """Boolean mask of the points no other point dominates (duplicates are all kept).
-
-    Repeatedly takes the lexicographically smallest remaining point (nothing can
-    dominate it: a dominating point would come first in that order, exactly, with no
-    rounding involved), marks it, and drops every remaining point it dominates; so the
-    work is (front size) x n, vectorised, and a 40,000-point grid takes well under a
-    second.
-
-    >>> non_dominated_mask([[1, 2], [2, 1], [2, 2]]).tolist()
-    [True, True, False]
-    """
-    losses = as_losses(points, directions)
-    mask = np.zeros(len(losses), dtype=bool)
-    if len(losses) == 0:
-        return mask
-    remaining = np.lexsort(losses.T[::-1])  # filtering below keeps this order
-    while remaining.size:
-        rest = losses[remaining]
-        point = rest[0]
-        survives = ~((point <= rest).all(axis=1) & (point < rest).any(axis=1))
-        survives[0] = False
-        mask[remaining[0]] = True
-        remaining = remaining[survives]
-    return mask
-
-
-def pareto_filter(points: object, directions: Directions = None) -> np.ndarray:
-    """The non-dominated rows of ``points``, in their original order and units.
-
-    >>> pareto_filter([[1, 2], [2, 1], [2, 2]]).tolist()
-    [[1.0, 2.0], [2.0, 1.0]]
-    """
-    arr = np.asarray(points, dtype=float)
-    return arr[non_dominated_mask(arr, directions)]
+from evomerge.pareto import Directions, as_losses, non_dominated_mask
 
 
 def _hypervolume_losses(losses: np.ndarray, ref: np.ndarray) -> float:
@@ -154,7 +74,7 @@ def hypervolume(points: object, reference: Sequence[float], directions: Directio
     inside = losses[(losses < ref).all(axis=1)]
     if len(inside) == 0:
         return 0.0
-    front = inside[~dominance_matrix(inside).any(axis=0)]
+    front = inside[non_dominated_mask(inside)]
     return _hypervolume_losses(np.unique(front, axis=0), ref)
 
 

@@ -13,15 +13,15 @@ multi-objective) are only recorded, never learnt from.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from evomerge.optim.base import ObjectiveSpec, Optimizer
+from evomerge.optim.base import ObjectiveSpec, Optimizer, register_optimizer
 from evomerge.records import Candidate, Fitness
 
 
+@register_optimizer
 class RandomSearch(Optimizer):
     """Uniform points; the k-th drawn from a generator seeded by ``(seed, k)``."""
 
@@ -38,9 +38,7 @@ class RandomSearch(Optimizer):
             for k in range(start, start + n)
         ])
 
-    def ask(self, n: int = 1) -> list[Candidate]:
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"ask needs n >= 1 candidates, but got n={n!r}")
+    def _ask(self, n: int) -> list[Candidate]:
         points = self._points(self.asked, n)
         candidates = [
             Candidate(x=[float(v) for v in x], meta={"index": self.asked + i})
@@ -49,7 +47,7 @@ class RandomSearch(Optimizer):
         self.asked += n
         return candidates
 
-    def _tell(self, results: Sequence[tuple[Candidate, Fitness]]) -> None:
+    def _tell(self, results: list[tuple[Candidate, Fitness]]) -> None:
         """Nothing to learn: the sequence does not depend on results."""
 
     def state_dict(self) -> dict[str, Any]:

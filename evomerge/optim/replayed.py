@@ -11,15 +11,13 @@ points than the log says (another library version, say) raises ``CheckpointError
 instead of going on from a different state.
 
 Subclasses implement ``_ask(n)`` (build candidates with :meth:`_candidate`) and
-``_learn(results)``; results for a uid already told are kept in ``history`` but not
-learnt twice.
+``_tell(results)``; a result told again never reaches them and is not logged.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +25,7 @@ import numpy as np
 
 from evomerge.errors import CheckpointError, ConfigError
 from evomerge.optim.base import ObjectiveSpec, Optimizer
+from evomerge.optim.options import option_error
 from evomerge.records import Candidate, Fitness, new_uid
 
 
@@ -48,45 +47,27 @@ class ReplayedOptimizer(Optimizer):
         try:
             json.dumps(options, allow_nan=False)
         except (TypeError, ValueError):
-            raise ConfigError(None, "options", options,
-                              "options must be plain JSON values: they are saved with the "
-                              "optimizer's state") from None
+            raise option_error(None, options,
+                               "options must be plain JSON values: they are saved with the "
+                               "optimizer's state") from None
         self.options = dict(options)
         self._log: list[dict[str, Any]] = []
-        self._told_uids: set[str] = set()
         self._replay_uids: list[str] = []
 
     # -- the protocol -------------------------------------------------------------------
 
     def ask(self, n: int = 1) -> list[Candidate]:
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"ask needs n >= 1 candidates, but got n={n!r}")
-        candidates = self._ask(n)
-        self._log.append({"ask": [c.uid for c in candidates],
-                          "x": [c.x for c in candidates]})
+        candidates = super().ask(n)
+        if candidates:
+            self._log.append({"ask": [c.uid for c in candidates],
+                              "x": [c.x for c in candidates]})
         return candidates
 
     def tell(self, results: Sequence[tuple[Candidate, Fitness]]) -> None:
-        results = list(results)
+        before = len(self.history)
         super().tell(results)
-        self._log.append({"tell": len(results)})
-
-    def _tell(self, results: Sequence[tuple[Candidate, Fitness]]) -> None:
-        fresh = []
-        for candidate, fitness in results:
-            if candidate.uid not in self._told_uids:
-                self._told_uids.add(candidate.uid)
-                fresh.append((candidate, fitness))
-        if fresh:
-            self._learn(fresh)
-
-    @abstractmethod
-    def _ask(self, n: int) -> list[Candidate]:
-        """Propose ``n`` candidates, each made with :meth:`_candidate`."""
-
-    @abstractmethod
-    def _learn(self, results: list[tuple[Candidate, Fitness]]) -> None:
-        """Update the wrapped library; each uid arrives here at most once."""
+        if len(self.history) > before:
+            self._log.append({"tell": len(self.history) - before})
 
     # -- for subclasses -------------------------------------------------------------------
 
@@ -203,12 +184,3 @@ def ok_losses(objectives: ObjectiveSpec, fitness: Fitness) -> list[float] | None
         return None
     losses = objectives.losses(fitness)
     return losses if all(math.isfinite(v) for v in losses) else None
-
-
-def is_whole_number(value: Any) -> bool:
-    """Whether an option value is an integer (``True`` is not, though Python says so).
-
-    >>> is_whole_number(8), is_whole_number(8.0), is_whole_number(True)
-    (True, False, False)
-    """
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -20,15 +20,15 @@ def points(candidates: list[Candidate]) -> np.ndarray:
 
 
 @pytest.mark.parametrize("options,field", [
-    ({"popsize": 1}, "options.popsize"),
-    ({"popsize": 6.0}, "options.popsize"),
-    ({"sigma0": 0.0}, "options.sigma0"),
-    ({"sigma0": 2.0}, "options.sigma0"),
-    ({"x0": [0.5, 0.5]}, "options.x0"),
-    ({"x0": 1.5}, "options.x0"),
-    ({"diagonal": "yes"}, "options.diagonal"),
-    ({"restarts": "lpop"}, "options.restarts"),
-    ({"max_restarts": -1}, "options.max_restarts"),
+    ({"popsize": 1}, "optimizer.options.popsize"),
+    ({"popsize": 6.0}, "optimizer.options.popsize"),
+    ({"sigma0": 0.0}, "optimizer.options.sigma0"),
+    ({"sigma0": 2.0}, "optimizer.options.sigma0"),
+    ({"x0": [0.5, 0.5]}, "optimizer.options.x0"),
+    ({"x0": 1.5}, "optimizer.options.x0"),
+    ({"diagonal": "yes"}, "optimizer.options.diagonal"),
+    ({"restarts": "lpop"}, "optimizer.options.restarts"),
+    ({"max_restarts": -1}, "optimizer.options.max_restarts"),
 ])
 def test_bad_options_name_the_field(options, field):
     with pytest.raises(ConfigError) as error:

@@ -19,9 +19,8 @@ from evomerge.optim.map_plan import default_plan_size, initial_plan
 from evomerge.optim.map_surrogate import (
     fit_quadratic, loo_residuals, n_quadratic_terms, quadratic_features,
 )
-from evomerge.optim.pareto_metrics import (
-    dominance_matrix, hypervolume, igd, non_dominated_mask, pareto_filter, win_rate,
-)
+from evomerge.optim.pareto_metrics import hypervolume, igd, win_rate
+from evomerge.pareto import pareto_filter
 from evomerge.records import Candidate, Fitness
 
 MAX2 = ("maximize", "maximize")
@@ -181,17 +180,6 @@ def test_nsga3_converges_on_four_objectives_where_crowding_does_not():
 
 # ----- Pareto metrics ------------------------------------------------------------------
 
-def test_non_dominated_mask_agrees_with_pairwise_definition():
-    rng = np.random.default_rng(5)
-    for shape in [(60, 2), (60, 3), (40, 4)]:
-        points = np.round(rng.random(shape), 1)  # many ties and duplicates
-        expected = ~dominance_matrix(points).any(axis=0)
-        np.testing.assert_array_equal(non_dominated_mask(points), expected)
-    assert non_dominated_mask([[1, 1], [0, 0]], MAX2).tolist() == [True, False]
-    # equal loss sums in floating point (1e17 + 1 == 1e17), yet the second dominates
-    assert non_dominated_mask([[1e17, 1.0], [1e17, 0.0]]).tolist() == [False, True]
-
-
 def test_hypervolume_on_hand_computed_examples():
     assert hypervolume([[1, 3], [2, 2], [3, 1]], [4, 4]) == pytest.approx(3 + 2 + 1)
     # the same front as accuracies, maximised, reference at the worst corner
@@ -322,12 +310,17 @@ def test_state_round_trip_gives_the_same_next_asks():
 
 def test_options_are_validated_with_the_field_and_rule():
     spec = ObjectiveSpec(("a",), ("maximize",))
-    with pytest.raises(ConfigError, match="options.bayes_round.*known"):
+    with pytest.raises(ConfigError, match="'optimizer.options.bayes_round'.*did you mean "
+                                          "'bayes_rounds'"):
         MapOptimizer(2, spec, bayes_round=1)
-    with pytest.raises(ConfigError, match="options.links.b.*names no objective"):
+    with pytest.raises(ConfigError, match="'optimizer.options.links.b'.*names no objective"):
         MapOptimizer(2, spec, links={"b": "sigmoid"})
-    with pytest.raises(ConfigError, match="options.moea"):
+    with pytest.raises(ConfigError, match="'optimizer.options.links' = 'cubic'.*one of"):
+        MapOptimizer(2, spec, links="cubic")
+    with pytest.raises(ConfigError, match="'optimizer.options.moea' = 'spea2'.*one of"):
         MapOptimizer(2, spec, moea="spea2")
+    with pytest.raises(ConfigError, match="'optimizer.options.pop_size' = 3.*>= 4"):
+        MapOptimizer(2, spec, pop_size=3)
 
 
 def test_one_objective_front_is_topped_up_to_the_requested_count():

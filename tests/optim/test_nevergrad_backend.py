@@ -23,14 +23,14 @@ def told_losses(opt: NevergradOptimizer) -> list:
 def test_unknown_name_lists_the_nearest_registry_names():
     with pytest.raises(ConfigError, match="TwoPointsDE") as error:
         NevergradOptimizer(2, MINIMIZE, 0, optimizer="TwoPointDE")
-    assert error.value.field == "options.optimizer"
+    assert error.value.field == "optimizer.options.optimizer"
 
 
 @pytest.mark.parametrize("options,field", [
-    ({"budget": 0}, "options.budget"),
-    ({"num_workers": 0}, "options.num_workers"),
-    ({"optimizer": "NGOpt"}, "options.budget"),  # NGOpt picks its method from a budget
-    ({"optimizer": "Cobyla", "num_workers": 4}, "options.optimizer"),  # sequential only
+    ({"budget": 0}, "optimizer.options.budget"),
+    ({"num_workers": 0}, "optimizer.options.num_workers"),
+    ({"optimizer": "NGOpt"}, "optimizer.options.budget"),  # NGOpt picks its method from a budget
+    ({"optimizer": "Cobyla", "num_workers": 4}, "optimizer.options.optimizer"),  # sequential only
 ])
 def test_bad_options_name_the_field(options, field):
     with pytest.raises(ConfigError) as error:

@@ -1,8 +1,8 @@
 """The shared suite every registered optimizer must pass.
 
-Parametrised over ``OPTIMIZERS.names()``: an optimizer joins by being listed in
-``evomerge.optim.registry.BACKENDS`` with its ``Capabilities``, which decide the checks
-that apply (box points, one or several objectives, the comparison with random search).
+Parametrised over ``OPTIMIZERS.names()``: every registered optimizer must have its
+``Capabilities`` in ``optim_capabilities.CAPABILITIES``, which decide the checks that
+apply (box points, one or several objectives, the comparison with random search).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pytest
+from optim_capabilities import CAPABILITIES
 from optim_toys import (
     MAXIMIZE,
     MINIMIZE,
@@ -25,8 +26,8 @@ from optim_toys import (
 )
 
 from evomerge.errors import ConfigError
-from evomerge.optim.base import OPTIMIZERS, ObjectiveSpec
-from evomerge.optim.registry import CAPABILITIES, build_optimizer
+from evomerge.optim.base import ConflictingResultError, ObjectiveSpec
+from evomerge.optim.registry import OPTIMIZERS, build_optimizer
 from evomerge.records import Candidate, Fitness
 
 NAMES = OPTIMIZERS.names()
@@ -91,12 +92,106 @@ def test_tell_takes_partial_out_of_order_failed_and_never_asked_results(name, sp
     opt.tell([(outsider, evaluate(outsider, spec, dim)),
               (never_asked(name, dim, batch[0], rng), Fitness.failed("crashed"))])
     opt.tell([(c, ok[c.uid]) for c in reversed([batch[0], batch[3], batch[5]])])
-    opt.tell([(batch[4], ok[batch[4].uid])])  # told twice: recorded, not learnt twice
 
-    assert len(opt.history) == 9
+    assert len(opt.history) == 8
     assert opt.best().fitness.is_ok
     assert all(t.fitness.is_ok for t in opt.pareto_front())
     assert len(opt.ask(4)) == 4  # still proposing after all of that
+
+
+def mid_run(name: str, spec: ObjectiveSpec, dim: int, seed: int):
+    """An optimizer with results told (ok, failed, pruned, never asked), the results in
+    the order told, and a candidate it asked that is still pending."""
+    opt = build_optimizer(name, dim, spec, seed)
+    batch = opt.ask(7)
+    outsider = never_asked(name, dim, batch[0], np.random.default_rng(seed))
+    told = [(c, evaluate(c, spec, dim)) for c in batch[:4]]
+    told += [(batch[4], Fitness.failed("out of memory")), (batch[5], Fitness(status="pruned")),
+             (outsider, evaluate(outsider, spec, dim))]
+    opt.tell(told[:3])
+    opt.tell(told[3:])
+    return opt, told, batch[6]
+
+
+def restored_copy(name: str, spec: ObjectiveSpec, dim: int, seed: int, state: dict):
+    copy = build_optimizer(name, dim, spec, seed)
+    copy.load_state_dict(json.loads(state))
+    return copy
+
+
+def same_asks(a: list[Candidate], b: list[Candidate]) -> None:
+    assert len(a) == len(b)
+    assert [(c.x, c.params, c.parents) for c in a] == [(c.x, c.params, c.parents) for c in b]
+
+
+def state_json(opt) -> str:
+    return json.dumps(opt.state_dict(), sort_keys=True)
+
+
+@pytest.mark.parametrize("name,spec", objective_cases())
+def test_a_repeated_tell_changes_neither_state_nor_next_asks(name, spec):
+    """A campaign tells results again when it resumes: the same uid with the same result
+    is a no-op, whether repeated alone, in a batch with new results, or twice in one batch."""
+    dim = dim_for(name, spec, 3)
+    opt, told, pending = mid_run(name, spec, dim, 7)
+    saved = state_json(opt)
+    once = restored_copy(name, spec, dim, 7, saved)
+    twice = restored_copy(name, spec, dim, 7, saved)
+
+    twice.tell(told)
+    twice.tell([told[2], told[4], told[2]])
+    assert state_json(twice) == saved
+
+    pending_result = (pending, evaluate(pending, spec, dim))
+    once.tell([pending_result])
+    twice.tell([told[1], pending_result, pending_result, told[5]])
+    assert state_json(twice) == state_json(once)
+    same_asks(once.ask(5), twice.ask(5))
+
+
+@pytest.mark.parametrize("name,spec", objective_cases())
+def test_a_result_told_again_with_another_outcome_is_refused(name, spec):
+    dim = dim_for(name, spec, 3)
+    opt, told, _ = mid_run(name, spec, dim, 3)
+    saved = state_json(opt)
+    (candidate, fitness), (failed, _) = told[1], told[4]
+    other = Fitness.ok({k: v + 1.0 for k, v in fitness.objectives.items()},
+                       directions=fitness.directions, sample_scores=fitness.sample_scores)
+    for conflicting in ([(candidate, other)], [(failed, fitness)],
+                        [(candidate, Fitness.failed("crashed"))]):
+        with pytest.raises(ConflictingResultError, match=conflicting[0][0].uid) as error:
+            opt.tell(conflicting)
+        assert error.value.uid == conflicting[0][0].uid
+        assert state_json(opt) == saved  # refused as a whole: nothing learnt or recorded
+
+    fresh = opt.ask(1)[0]
+    saved = state_json(opt)
+    with pytest.raises(ConflictingResultError, match=fresh.uid):
+        opt.tell([(fresh, evaluate(fresh, spec, dim)), (fresh, Fitness.failed("oom"))])
+    assert state_json(opt) == saved
+
+
+@pytest.mark.parametrize("name,spec", objective_cases())
+def test_ask_zero_returns_nothing_and_changes_nothing(name, spec):
+    dim = dim_for(name, spec, 3)
+    fresh = build_optimizer(name, dim, spec, 4)
+    untouched = state_json(fresh)
+    assert fresh.ask(0) == []
+    assert state_json(fresh) == untouched
+
+    opt, _, _ = mid_run(name, spec, dim, 4)
+    saved = state_json(opt)
+    assert opt.ask(0) == []
+    assert state_json(opt) == saved
+    same_asks(opt.ask(3), restored_copy(name, spec, dim, 4, saved).ask(3))
+
+
+@pytest.mark.parametrize("name,spec", objective_cases())
+@pytest.mark.parametrize("n", [-1, 1.0, True, "2"])
+def test_ask_refuses_a_count_that_is_not_a_whole_number_of_candidates(name, spec, n):
+    opt = build_optimizer(name, dim_for(name, spec, 2), spec, 0)
+    with pytest.raises(ValueError, match=f"n={n!r}"):
+        opt.ask(n)
 
 
 @pytest.mark.parametrize("name,spec", objective_cases())
@@ -117,9 +212,6 @@ def test_state_round_trip_mid_run_gives_the_same_next_asks(name, spec):
     restored = build_optimizer(name, dim, spec, 11)
     restored.load_state_dict(json.loads(json.dumps(state)))
 
-    def same_asks(a: list[Candidate], b: list[Candidate]) -> None:
-        assert [(c.x, c.params) for c in a] == [(c.x, c.params) for c in b]
-
     same_asks(original.ask(6), restored.ask(6))
     for opt in (original, restored):
         opt.tell([(c, evaluate(c, spec, dim)) for c in pending])
@@ -132,8 +224,9 @@ def test_state_round_trip_mid_run_gives_the_same_next_asks(name, spec):
 
 @pytest.mark.parametrize("name,spec", objective_cases())
 def test_unknown_option_is_a_config_error(name, spec):
-    with pytest.raises(ConfigError, match="no_such_option"):
+    with pytest.raises(ConfigError, match="has no such option") as error:
         build_optimizer(name, dim_for(name, spec, 2), spec, 0, no_such_option=1)
+    assert (error.value.field, error.value.value) == ("optimizer.options.no_such_option", 1)
 
 
 BENCHMARK_BUDGETS = {2: 40, 10: 80}  # evaluations per dimension, asked 4 at a time
