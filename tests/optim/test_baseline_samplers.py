@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from optim_toys import MINIMIZE, TWO_OBJECTIVES, evaluate
 from scipy.stats import qmc
 
 from evomerge.optim.random_search import RandomSearch
-from evomerge.optim.sobol import SobolSearch
+from evomerge.optim.sobol import SobolSearch, sobol_points
 
 BASELINES = [RandomSearch, SobolSearch]
 
@@ -52,3 +54,13 @@ def test_sobol_covers_the_box_more_evenly_than_random_points():
 def test_sobol_points_are_scipy_scrambled_sobol_points():
     expected = qmc.Sobol(d=3, scramble=True, rng=9).random(8)
     assert np.array_equal(np.array(xs(SobolSearch(3, MINIMIZE, 9).ask(8))), expected)
+
+
+def test_sobol_points_continue_one_sequence_in_any_batches_without_warnings():
+    expected = qmc.Sobol(d=3, scramble=True, rng=9).random(16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy warns on a first draw of 5 points
+        parts = [sobol_points(3, 5, 9), sobol_points(3, 3, 9, skip=5),
+                 sobol_points(3, 1, 9, skip=8), sobol_points(3, 7, 9, skip=9)]
+    np.testing.assert_array_equal(np.vstack(parts), expected)
+    assert sobol_points(3, 0, 9).shape == (0, 3)

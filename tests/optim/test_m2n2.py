@@ -253,6 +253,28 @@ def test_a_starting_member_told_before_it_is_asked_is_not_asked_again():
     assert asked[1].meta["m2n2"]["role"] == "child"
 
 
+def test_a_starting_member_that_failed_before_it_is_asked_is_not_asked_again():
+    options = {"seed": 6, "initial": [np.zeros(6, np.float32), TARGET]}
+    first, second = M2N2(6, **options).ask(2)
+    opt = M2N2(6, **options)
+    opt.tell([(second, Fitness.failed("out of memory"))])
+    asked = opt.ask(3)
+    assert asked[0].uid == first.uid and second.uid not in {c.uid for c in asked}
+    assert [c.meta["m2n2"]["role"] for c in asked] == ["start", "child", "child"]
+
+
+def test_a_batch_with_one_bad_result_changes_nothing_until_it_is_fixed():
+    opt = M2N2(6, seed=4)
+    run_steps(opt, 3)
+    good, bad = opt.ask(2)
+    saved = json.dumps(opt.state_dict(), sort_keys=True)
+    with pytest.raises(EvomergeError, match=f"candidate {bad.uid}: per-sample scores"):
+        opt.tell([(good, toy_fitness(candidate_vector(good))), (bad, Fitness.ok({"acc": 1.0}))])
+    assert json.dumps(opt.state_dict(), sort_keys=True) == saved
+    opt.tell([(c, toy_fitness(candidate_vector(c))) for c in (good, bad)])
+    assert opt.evaluations == 5 and len(opt.history) == 5
+
+
 def test_history_drops_vectors_and_sample_scores():
     opt = M2N2(6, seed=3)
     run_steps(opt, 3)

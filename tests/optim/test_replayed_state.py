@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from optim_toys import MINIMIZE, evaluate, run
 
-from evomerge.errors import CheckpointError
+from evomerge.errors import CheckpointError, ConfigError
 from evomerge.optim.base import ObjectiveSpec
 from evomerge.optim.cmaes import CMAES
 from evomerge.optim.registry import build_optimizer
 from evomerge.optim.replayed import failure_loss, ok_losses
-from evomerge.records import Fitness
+from evomerge.records import Candidate, Fitness
 
 
 def checkpoint(opt) -> dict:
@@ -67,6 +67,28 @@ def test_a_log_that_disagrees_with_the_history_is_refused():
     state["history"].pop()
     with pytest.raises(CheckpointError, match="history holds 11"):
         CMAES(2, MINIMIZE, 0).load_state_dict(state)
+
+
+def test_a_refused_tell_leaves_the_state_as_it_was():
+    opt = run(CMAES(2, MINIMIZE, 0), 6)
+    saved = checkpoint(opt)
+    wrong_space = Candidate(x=[0.5, 0.5, 0.5], origin="enqueued")
+    with pytest.raises(ConfigError, match="must hold 2 numbers"):
+        opt.tell([(wrong_space, Fitness.ok({"loss": 1.0}))])
+    assert checkpoint(opt) == saved
+    restored = CMAES(2, MINIMIZE, 0)
+    restored.load_state_dict(checkpoint(opt))
+    assert [c.x for c in restored.ask(3)] == [c.x for c in opt.ask(3)]
+
+
+def test_a_result_told_again_adds_nothing_to_the_log():
+    opt = CMAES(2, MINIMIZE, 0)
+    batch = opt.ask(3)
+    results = [(c, evaluate(c, MINIMIZE, 2)) for c in batch]
+    opt.tell(results[:2])
+    opt.tell(results)
+    opt.tell(results[1:])
+    assert [e for e in opt.state_dict()["log"] if "tell" in e] == [{"tell": 2}, {"tell": 1}]
 
 
 def test_failure_loss_is_worse_than_every_ok_loss_at_any_scale():
