@@ -35,7 +35,9 @@ class LazyGroup(click.Group):
     """
 
     lazy = {"zoo": ("evomerge.zoo.cli:zoo",
-                    "The toy model zoo: tiny Llama models and local tasks built here.")}
+                    "The toy model zoo: tiny Llama models and local tasks built here."),
+            "space": ("evomerge.space.cli:space",
+                      "Search spaces: show their genes, decode points into recipes.")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from evomerge.merge.operators import OPERATORS, MergeOperator
 from evomerge.merge.params import plain_setting
-from evomerge.space.model import LINES_PREFIX
+from evomerge.space.space_checks import LINES_PREFIX
 from evomerge.space.transforms import category
 
 if TYPE_CHECKING:

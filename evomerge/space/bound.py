@@ -8,6 +8,7 @@ tolerance for numeric genes inside the box (a categorical gene encodes to the ce
 its bin; a parameter the decoded method lacks encodes to 0.5).
 
 >>> from evomerge.space.facts import ModelFacts
+>>> from evomerge.space.model import Space
 >>> space = Space.from_dict({"merge_method": "task_arithmetic", "models": {"base": "base"},
 ...     "genes": [{"param": "weight", "per": ["model"], "bounds": [0, 1]}]})
 >>> bound = space.bind("m/base", ["m/a", "m/b"], facts=ModelFacts(("lm_head.weight",)))
@@ -27,7 +28,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from evomerge.errors import ConfigError
 from evomerge.merge.recipe import Recipe, load_recipe_dict
@@ -35,9 +36,11 @@ from evomerge.records import Candidate
 from evomerge.space.assemble import assemble, method_at
 from evomerge.space.facts import ModelFacts
 from evomerge.space.layout import check_counts, check_coverage, lay_out, model_axis
-from evomerge.space.model import Space
 from evomerge.space.space_checks import operators
 from evomerge.space.transforms import category_unit, to_unit
+
+if TYPE_CHECKING:
+    from evomerge.space.model import Space
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ class BoundSpace:
         values = list(x)
         if len(values) != self.dim:
             raise ConfigError(None, "x", f"<{len(values)} numbers>",
-                              f"needs {self.dim} numbers, one per gene")
+                              f"needs {self.dim}, one per gene")
         unit, clips = [], []
         for i, (gene, value) in enumerate(zip(self.genes, values)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
@@ -138,7 +141,7 @@ class BoundSpace:
         refused with the first field where it differs."""
         if not isinstance(recipe, Recipe):
             recipe = load_recipe_dict(recipe)
-        data = recipe.to_dict()
+        data = _content(recipe)
         x = [0.5] * self.dim
         if self.method_coord is not None:
             methods = self.space.methods
@@ -154,7 +157,7 @@ class BoundSpace:
                 continue
             value = _read(data, path)
             x[layout.coords[k]] = self._unit(layout, k, value, path)
-        made = self.decode(x).recipe.to_dict()
+        made = _content(self.decode(x).recipe)
         if made != data:
             path, want, got = _first_difference(data, made)
             raise _outside(path, want, f"this space makes {got!r} here")
@@ -191,6 +194,11 @@ def model_labels(models: Sequence[str]) -> dict[str, str]:
     """Short names for gene names: folder names, whole paths where two share a name."""
     names = [os.path.basename(os.path.normpath(m)) or m for m in models]
     return {m: n if names.count(n) == 1 else m for m, n in zip(models, names)}
+
+
+def _content(recipe: Recipe) -> dict[str, Any]:
+    """What a recipe makes: everything but its label and format marker."""
+    return {k: v for k, v in recipe.to_dict().items() if k not in ("format", "name")}
 
 
 def _outside(field: str, value: Any, rule: str) -> ConfigError:

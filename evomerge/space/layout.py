@@ -9,12 +9,15 @@ from the rest without saying so.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from evomerge.errors import ConfigError
 from evomerge.merge.operators import MergeOperator, ParamSpec
 from evomerge.space.facts import ModelFacts, group_filters
-from evomerge.space.model import GeneEntry, LayerShare, Space
 from evomerge.space.space_checks import gene_bounds, has_param, operators, spec_of
+
+if TYPE_CHECKING:
+    from evomerge.space.model import GeneEntry, LayerShare, Space
 
 
 @dataclass(frozen=True)
@@ -152,14 +155,9 @@ def lay_out(space: Space, facts: ModelFacts, inputs: list[str], sources: list[st
 
 def _gene(entry: GeneEntry, spec: ParamSpec | None, bounds, p: Placement,
           inputs: list[str], sources: list[str], labels: dict[str, str]) -> Gene:
-    parts = []
-    if p.model is not None:
-        parts.append(labels[inputs[p.model]])
-    if p.layers is not None:
-        a, b = p.layers
-        parts.append(f"layer {a}" if b - a == 1 else f"layers {a}-{b - 1}")
-    if p.group is not None:
-        parts.append(p.group)
+    parts = [labels[inputs[p.model]]] if p.model is not None else []
+    cell = cell_name(p.layers, p.group)
+    parts += [cell] if cell else []
     name = entry.label + (f"[{', '.join(parts)}]" if parts else "")
     if entry.choose:
         return Gene(name, choices=tuple(labels[s] for s in sources))
@@ -167,6 +165,17 @@ def _gene(entry: GeneEntry, spec: ParamSpec | None, bounds, p: Placement,
         return Gene(name, choices=(False, True))
     low, high = bounds or (None, None)
     return Gene(name, low, high, entry.transform)
+
+
+def cell_name(layers: tuple[int, int] | None, group: str | None) -> str:
+    """"layers 8-11, mlp", "layer 3", "attention", or "" for the whole model."""
+    parts = []
+    if layers is not None:
+        a, b = layers
+        parts.append(f"layer {a}" if b - a == 1 else f"layers {a}-{b - 1}")
+    if group is not None:
+        parts.append(group)
+    return ", ".join(parts)
 
 
 def check_coverage(space: Space, layouts: list[EntryLayout]) -> None:

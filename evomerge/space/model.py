@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from evomerge.config_io import read_yaml, validate_config
 from evomerge.merge.dtypes import DTYPE_NAMES
 from evomerge.merge.params import Settings
+from evomerge.space.space_checks import check_space
 
 SPACE_FORMAT = "evomerge/space-v1"
 Axis = Literal["model", "layer", "group"]
@@ -47,7 +48,6 @@ Axis = Literal["model", "layer", "group"]
 GroupName = Literal["attention", "mlp", "norm", "embedding", "head", "rest"]
 DEFAULT_GROUPS = ["attention", "mlp", "rest"]
 Transform = Literal["linear", "log", "identity"]
-LINES_PREFIX = "lines."
 
 
 class _Strict(BaseModel):
@@ -142,8 +142,6 @@ class Space(_Strict):
 
     @model_validator(mode="after")
     def _checked(self) -> Space:
-        from evomerge.space.space_checks import check_space
-
         check_space(self)
         return self
 

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 from evomerge.errors import ConfigError, UnknownNameError
 from evomerge.merge.operators import LINES_PARAMS, OPERATORS, MergeOperator, ParamSpec
 from evomerge.merge.params import Conditional, setting_values
-from evomerge.space.model import LINES_PREFIX
 
 if TYPE_CHECKING:
     from evomerge.space.model import GeneEntry, Space
+
+#: gene and fixed names under this prefix are LiNeS settings, not operator parameters
+LINES_PREFIX = "lines."
 
 
 def operators(space: Space) -> list[MergeOperator]:
