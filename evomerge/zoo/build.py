@@ -8,10 +8,11 @@ Layout of ``OUT_DIR``::
     models/expert_<skill>/
     tasks/*.yaml                 lm-eval tasks (``--include_path OUT_DIR/tasks``)
 
-The build is cached by a content hash of the preset, the seed, the zoo's source code and
-the torch/transformers versions: building again with the same spec reuses the folder
-(only the task YAMLs are rewritten, since they hold absolute paths); ``force=True``
-rebuilds. The same spec gives bit-identical model and data files.
+The build is cached by a content hash of the preset, the seed, the zoo's source code,
+the torch/transformers versions and torch's CPU kernels: building again with the same spec
+reuses the folder (only the task YAMLs are rewritten, since they hold absolute paths);
+``force=True`` rebuilds. The same spec gives bit-identical model and data files on
+machines whose BLAS (MKL) takes the same code path; data files are identical everywhere.
 
 >>> from evomerge.zoo.presets import get_preset
 >>> spec_hash(build_spec(get_preset("tiny"), 0)) != spec_hash(build_spec(get_preset("tiny"), 1))
@@ -91,9 +92,13 @@ def code_version() -> str:
 
 
 def build_spec(preset: Preset, seed: int) -> dict:
+    """What decides a build's bits: preset, seed, code, versions and torch's CPU kernels
+    (AVX2 and AVX-512 kernels round differently, and training amplifies it: the same
+    spec built with other kernels gives other models, whose scores differ)."""
     return {"format": FORMAT_VERSION, "preset": preset.to_dict(), "seed": seed,
             "code": code_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__}
+            "transformers": transformers.__version__,
+            "cpu": torch.backends.cpu.get_cpu_capability()}
 
 
 def spec_hash(spec: dict) -> str:

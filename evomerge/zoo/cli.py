@@ -18,8 +18,8 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from evomerge.cli import LazyGroup
 from evomerge.errors import EvomergeError
+from evomerge.zoo import CLI_HELP
 from evomerge.zoo.presets import PRESETS
 
 console = Console(stderr=True)
@@ -34,7 +34,7 @@ def _progress():
         def report(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done)
+            bar.update(tasks[stage], completed=done, total=total)
         yield report
 
 
@@ -49,7 +49,7 @@ def _user_errors():
         raise err from None
 
 
-@click.group("zoo", help=LazyGroup.lazy["zoo"][1])
+@click.group("zoo", help=CLI_HELP)
 def zoo() -> None:
     # Progress is shown with rich; transformers' per-file bars would only interleave.
     from transformers.utils import logging as hf_logging
@@ -86,11 +86,21 @@ def build_cmd(out_dir: Path, preset: str, seed: int, force: bool) -> None:
 @click.option("--limit", type=int, default=None, help="Documents per task (default: all).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Also write the summary as JSON here.")
-def landscape_cmd(zoo_dir: Path, split: str, levels: str, limit: int | None,
-                  json_out: Path | None) -> None:
-    """Score base, experts and a grid of task-arithmetic merges; print the table."""
+@click.option("--markdown", is_flag=True,
+              help="Print the zoo README's table: markdown with the command, the date, the "
+                   "spec hash and the package versions.")
+@click.pass_context
+def landscape_cmd(ctx: click.Context, zoo_dir: Path, split: str, levels: str,
+                  limit: int | None, json_out: Path | None, markdown: bool) -> None:
+    """Score base, experts and a grid of task-arithmetic merges; print the table.
+
+    The best merge is always chosen on the search split; with --split test the test split
+    scores the base, the experts and the merges chosen on the search split.
+    """
     from evomerge.errors import ConfigError
+    from evomerge.zoo.build import load_zoo
     from evomerge.zoo.landscape import measure, render, summary
+    from evomerge.zoo.landscape_table import markdown as markdown_table
 
     with _user_errors():
         try:
@@ -98,13 +108,22 @@ def landscape_cmd(zoo_dir: Path, split: str, levels: str, limit: int | None,
         except ValueError:
             raise ConfigError("--levels", "levels", levels,
                               "must be comma-separated numbers, e.g. 0,0.5,1") from None
+        zoo_ = load_zoo(zoo_dir)
         start = time.perf_counter()
         with _progress() as report:
-            land = measure(zoo_dir, split=split, levels=grid, limit=limit,
+            land = measure(zoo_, split=split, levels=grid, limit=limit,
                            on_point=lambda d, t: report("models scored", d, t))
-    click.echo(render(land))
-    click.echo(f"({len(land.grid) + 1 + len(land.experts)} models scored on the {split} "
-               f"split in {time.perf_counter() - start:.0f} s)")
+    seconds = time.perf_counter() - start
+    if markdown:
+        command = " ".join([ctx.command_path, str(zoo_dir), "--split", split, "--levels",
+                            levels, *(["--limit", str(limit)] if limit else []), "--markdown"])
+        click.echo(markdown_table(land, zoo_, command, seconds), nl=False)
+    else:
+        click.echo(render(land))
+        scored = [s for s in (land.selection, land) if s is not None]
+        counts = " and ".join(f"{len(s.grid) + 1 + len(s.experts)} on the {s.split} split"
+                              for s in scored)
+        click.echo(f"({counts} scored in {seconds:.0f} s)")
     if json_out is not None:
         json_out.write_text(json.dumps(summary(land), indent=2) + "\n")
 

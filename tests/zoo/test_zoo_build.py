@@ -2,6 +2,7 @@ import hashlib
 import shutil
 
 import pytest
+import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from evomerge.errors import ConfigError
@@ -70,6 +71,8 @@ def test_the_cache_key_covers_preset_and_seed(tiny_zoo):
     others = {spec_hash(build_spec(get_preset("tiny"), 1)),
               spec_hash(build_spec(get_preset("default"), 0))}
     assert digest not in others and len(others) == 2
+    # other CPU kernels round differently and train other models: they are another spec
+    assert build_spec(get_preset("tiny"), 0)["cpu"] == torch.backends.cpu.get_cpu_capability()
     assert cached_zoo(tiny_zoo.root, digest) is not None
     assert all(cached_zoo(tiny_zoo.root, d) is None for d in others)
 
