@@ -7,6 +7,7 @@ section and the registry. lm-eval itself is imported only when a task is resolve
 """
 
 from evomerge.evaluate.base import SCORE, Evaluator, Scores, settings_hash
+from evomerge.evaluate.checks import check_evaluation_config
 from evomerge.evaluate.composite import CompositeEvaluator
 from evomerge.evaluate.config import (
     EvaluationConfig,
@@ -14,7 +15,6 @@ from evomerge.evaluate.config import (
     PerplexityConfig,
     PythonFunctionConfig,
     TaskConfig,
-    check_evaluation_config,
     load_evaluation_config,
 )
 from evomerge.evaluate.lm_eval_adapter import LmEvalEvaluator

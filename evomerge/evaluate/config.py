@@ -1,15 +1,17 @@
-"""Config models for the ``evaluation`` section of a campaign, and their checks.
+"""Config models for the ``evaluation`` section of a campaign.
 
 The section lists what to score a candidate on: lm-eval tasks (a search list, whose
 numbers drive the search, and a separate report list, scored only for the final report),
 perplexity files, user Python functions and model-side objectives. Parsing rejects
-unknown keys and bad values; :func:`check_evaluation_config` then checks everything that
-needs the file system or lm-eval's task index (task names, folders, metrics, data files,
-search/report overlap), so a bad config fails before any model is built.
+unknown keys and bad values. What needs the file system or lm-eval's task index (task
+names, folders, metrics, data files, search/report overlap) is checked by
+:func:`evomerge.evaluate.checks.check_evaluation_config`, so a bad config fails before
+any model is built; this module imports neither lm-eval nor the modules that use it.
 
 Relative paths (task folders, data files, perplexity files) are read from the working
 directory, as lm-eval reads them.
 
+>>> from evomerge.errors import ConfigError
 >>> cfg = load_evaluation_config({"python": [{"name": "custom",
 ...     "function": "mymetrics:score", "objectives": {"value": "maximize"}}]})
 >>> cfg.python[0].function
@@ -42,7 +44,6 @@ from pydantic import (
 )
 
 from evomerge.config_io import validate_config
-from evomerge.errors import ConfigError
 from evomerge.records import Direction
 
 
@@ -207,28 +208,3 @@ def load_evaluation_config(
     section = create_model("EvaluationSection", __config__=ConfigDict(extra="forbid"),
                            **{prefix: (EvaluationConfig, ...)})
     return getattr(validate_config(section, {prefix: data}, source), prefix)
-
-
-def check_evaluation_config(
-    config: EvaluationConfig, source: str | Path = "<config>", prefix: str = "evaluation"
-) -> None:
-    """Check names, files and metrics against the file system and lm-eval's task index.
-
-    Raises ConfigError for an unknown task (with the nearest names), a missing task
-    folder or data file, a metric the task does not produce, a search task that scores
-    the same data split as a report task, an unknown or unusable Python function, or a
-    missing perplexity file.
-    """
-    from evomerge.evaluate.python_function import resolve_function
-
-    if config.lm_eval is not None:
-        from evomerge.evaluate.lm_eval_tasks import resolve_lm_eval_config
-
-        resolve_lm_eval_config(config.lm_eval, source, f"{prefix}.lm_eval")
-    for i, ppl in enumerate(config.perplexity):
-        if not Path(ppl.path).is_file():
-            raise ConfigError(
-                source, f"{prefix}.perplexity[{i}].path", ppl.path, "file does not exist"
-            )
-    for i, fn in enumerate(config.python):
-        resolve_function(fn.function, source, f"{prefix}.python[{i}].function")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from evomerge.errors import ConfigError
 from evomerge.evaluate.config import LmEvalConfig, TaskConfig
+from evomerge.evaluate.lm_eval_private import index_entry
 from evomerge.records import Direction
 
 if TYPE_CHECKING:
@@ -78,14 +79,12 @@ def task_manager_for(include_paths: list[str] | tuple[str, ...], names: list[str
 
 def _leaf_configs(manager: TaskManager, name: str) -> list[tuple[str, dict[str, Any] | None]]:
     """(leaf task name, its raw config) for a task, group or tag; None for Python tasks."""
-    from lm_eval.tasks._index import Kind
-
-    entry = manager.task_index[name]
-    if entry.kind == Kind.TASK:
+    entry = index_entry(manager, name)
+    if entry.kind == "task":
         return [(name, entry.cfg)]
-    if entry.kind == Kind.PY_TASK:
+    if entry.kind == "python_task":
         return [(name, None)]
-    if entry.kind == Kind.TAG:
+    if entry.kind == "tag":
         return [leaf for member in sorted(entry.tags) for leaf in _leaf_configs(manager, member)]
     return _group_members(manager, (entry.cfg or {}).get("task", []))
 
