@@ -31,6 +31,8 @@ from typing import Any, Literal
 from evomerge.errors import ConfigError
 from evomerge.evaluate.base import SCORE, Evaluator, Scores
 from evomerge.evaluate.config import LmEvalConfig
+from evomerge.evaluate.lm_eval_private import PARTS, require
+from evomerge.evaluate.lm_eval_requests import RequestPlan
 from evomerge.evaluate.lm_eval_scoring import objective_name, score_run, task_objectives
 from evomerge.evaluate.lm_eval_tasks import ResolvedTask, resolve_lm_eval_config
 from evomerge.records import Direction
@@ -82,8 +84,9 @@ class LmEvalEvaluator(Evaluator):
         }
 
     def prepare(self, model: Any, tokenizer: Any) -> None:
-        from evomerge.evaluate.lm_eval_requests import RequestPlan
-
+        # an lm-eval without the private API we use fails the setup, not every candidate
+        for part in PARTS:
+            require(part)
         self._plan = RequestPlan(self.config, self.tasks, model, tokenizer)
 
     def score(self, model: Any, tokenizer: Any) -> Scores:

@@ -8,6 +8,9 @@ loglikelihood requests) once, and :meth:`RequestPlan.run` does only the model ca
 each candidate. Keeping the order and batching of lm-eval's calls keeps the numbers equal
 to those of the ``lm_eval`` command line on a saved copy of the model.
 
+The two steps that need lm-eval's private API (tokenizing loglikelihood requests ahead
+of the model call, and that call) live in :mod:`~evomerge.evaluate.lm_eval_private`.
+
 Caches: ``HFLM(logits_cache=True)`` only shares logits between requests of one call, and
 no response cache (``use_cache`` / ``CachingLM``) or request cache is ever used, so
 nothing computed for one candidate is reused for the next. Responses stored on the
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from evomerge.errors import ConfigError
 from evomerge.evaluate.config import LmEvalConfig, TaskConfig
+from evomerge.evaluate.lm_eval_private import encode_loglikelihood, loglikelihood_tokens
 from evomerge.evaluate.lm_eval_tasks import ResolvedTask, task_manager_for
 
 if TYPE_CHECKING:
@@ -102,21 +106,6 @@ def _doc_keys(docs: list[tuple[int, Any]], samples: list[int] | None) -> list[st
     return [str(samples[pos] if samples else pos) for pos, _ in docs]
 
 
-def encode_loglikelihood(lm: HFLM, instances: list[Instance]) -> list[tuple]:
-    """Tokenize loglikelihood requests as ``TemplateLM.loglikelihood`` does, once."""
-    encoded = []
-    for inst in instances:
-        context, continuation = inst.args
-        if context == "":
-            cont = lm.tok_encode(continuation, add_special_tokens=False)
-            prefix = lm.prefix_token_id
-            ctx, cont = ([prefix], cont) if prefix != cont[0] else (cont[:1], cont[1:])
-        else:
-            ctx, cont = lm._encode_pair(context, continuation)
-        encoded.append(((context, continuation), ctx, cont))
-    return encoded
-
-
 class RequestPlan:
     """Tasks, documents and requests for a list of resolved tasks, reused per candidate."""
 
@@ -181,7 +170,7 @@ class RequestPlan:
         start = time.perf_counter()
         for reqtype, insts in self.requests.items():
             if reqtype == "loglikelihood":
-                resps = self.lm._loglikelihood_tokens(self.encoded, disable_tqdm=True)
+                resps = loglikelihood_tokens(self.lm, self.encoded)
             else:
                 resps = getattr(self.lm, reqtype)(insts, disable_tqdm=True)
             for resp, inst in zip(resps, insts, strict=True):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evomerge.evaluate.base import SCORE
+from evomerge.evaluate.lm_eval_private import process_results_as
 from evomerge.evaluate.lm_eval_requests import TaskRun
 from evomerge.evaluate.lm_eval_tasks import ResolvedTask
 
@@ -75,7 +76,7 @@ class StaticDocView:
                 else self._once("doc_to_choice", doc))
 
     def process_results(self, doc: Any, results: list[Any]) -> dict[str, Any]:
-        return type(self._task).process_results(self, doc, results)
+        return process_results_as(self, self._task, doc, results)
 
 
 def _as_number(value: Any) -> float | None:
