@@ -1,6 +1,8 @@
 """Run one tensor task: gather inputs, call the operator, add the base, scale, cast.
 
 Shared by the disk-to-disk merge and the in-memory build, so both give the same tensors.
+Each builder owns one :class:`~evomerge.merge.engine.MergeContext` and passes it here for
+every tensor.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-from evomerge.merge.buffers import Buffers
+from evomerge.merge.engine import MergeContext
 from evomerge.merge.operators import OPERATORS, lines_scale, tensor_generator
 from evomerge.merge.operators.combine import linear_combination
 from evomerge.merge.operators.spec import MergeOperator, compute_dtype
@@ -21,38 +23,42 @@ Fetch = Callable[[str, str], torch.Tensor]
 
 
 def merged_tensor(recipe: Recipe, task: TensorTask, fetch: Fetch,
-                  fetch_delta: Fetch | None = None, device: str | torch.device = "cpu",
-                  out: torch.Tensor | None = None,
-                  scratch: Buffers | None = None) -> torch.Tensor:
+                  fetch_delta: Fetch | None = None, out: torch.Tensor | None = None, *,
+                  ctx: MergeContext) -> torch.Tensor:
     """The merged value of ``task.out_name``, written into ``out`` when given.
 
     Without ``out`` the result is a new float32 tensor (float64 stays float64).
-    ``fetch_delta`` returns precomputed task vectors (the in-memory path); without it the
-    deltas are computed here from the fetched tensors. ``scratch`` is lent to an operator
-    that borrows its result and working tensors (``MergeOperator.borrows_buffers``).
+    ``fetch_delta`` returns precomputed task vectors (the in-memory path), which stay
+    resident: values the operator computes from them are remembered in ``ctx`` under the
+    inputs' names. Without it the deltas are computed here from the fetched tensors.
+    ``ctx`` is the builder's context, on the merge device.
     """
     op = OPERATORS.get(recipe.merge_method)
     if op.coefficients is not None and task.inputs:
         return _combined(op, recipe, task, fetch, fetch_delta, out)
-    gen = tensor_generator(recipe.seed, task.out_name, device=device) if op.random else None
+    gen = tensor_generator(recipe.seed, task.out_name, device=ctx.device) \
+        if op.random else None
     base = fetch(*task.base) if task.base is not None else None
     if op.kind == "delta":
         if fetch_delta is not None:
             inputs = [fetch_delta(m, n) for m, n in task.inputs]
+            call_ctx = ctx.for_inputs(task.inputs)
         else:
-            inputs = [_task_vector(fetch(m, n), base, i, scratch)
+            inputs = [_task_vector(fetch(m, n), base, i, ctx)
                       for i, (m, n) in enumerate(task.inputs)]
+            call_ctx = ctx
         if not inputs:  # only the base contributes
             return _store(base, out)
-        delta = op(inputs, task.params, base=base, generator=gen, buffers=scratch)
+        # the merged delta goes to a reused buffer: no fresh pages per tensor
+        merged = ctx.buffers.get("merged delta", inputs[0].shape, compute_dtype(inputs[0]))
+        delta = op(inputs, task.params, base=base, generator=gen, ctx=call_ctx, out=merged)
         scale = _lines_scale(recipe, task)
         if out is not None and out.dtype == base.dtype and out.device == base.device:
-            # one fused pass into the live parameter; the operator's output may alias an
-            # input (a cached task vector), so it is never modified in place
+            # one fused pass into the live parameter
             return torch.add(base, delta, alpha=scale, out=out)
         return _store(torch.add(base, delta, alpha=scale), out)
     inputs = [fetch(m, n) for m, n in task.inputs]
-    return _store(op.fn(inputs, task.params, base=base, generator=gen), out)
+    return _store(op(inputs, task.params, base=base, generator=gen, ctx=ctx), out)
 
 
 def _combined(op: MergeOperator, recipe: Recipe, task: TensorTask, fetch: Fetch,
@@ -85,12 +91,12 @@ def _combined(op: MergeOperator, recipe: Recipe, task: TensorTask, fetch: Fetch,
 
 
 def _task_vector(theta: torch.Tensor, base: torch.Tensor, i: int,
-                 scratch: Buffers | None) -> torch.Tensor:
-    """``theta - base``, written into a reused buffer when there are buffers."""
-    if scratch is None or theta.dtype != base.dtype:
+                 ctx: MergeContext) -> torch.Tensor:
+    """``theta - base``, written into a reused buffer."""
+    if theta.dtype != base.dtype:
         return theta - base
-    return torch.sub(theta, base, out=scratch.get(("task vector", i), theta.shape,
-                                                 theta.dtype))
+    return torch.sub(theta, base, out=ctx.buffers.get(("task vector", i), theta.shape,
+                                                     theta.dtype))
 
 
 def _lines_scale(recipe: Recipe, task: TensorTask) -> float:

@@ -19,7 +19,7 @@ import torch
 from evomerge.checkpoint import CheckpointReader, check_compatible
 from evomerge.errors import ConfigError
 from evomerge.merge.apply import merged_tensor
-from evomerge.merge.buffers import Buffers
+from evomerge.merge.engine import MergeContext
 from evomerge.merge.operators import OPERATORS, topk
 from evomerge.merge.plan import plan_merge
 from evomerge.merge.recipe import Recipe
@@ -87,7 +87,8 @@ class LiveMerger:
             raise ConfigError(None, "base_model", base, f"not among the sources {self.models}")
         self.device = torch.device(device)
         self.dtype = dtype
-        self._scratch = Buffers(self.device)  # operators' working tensors, kept between builds
+        # the operators' buffers, thread pool and remembered values, kept between builds
+        self.context = MergeContext(self.device, input_key=lambda m, n: (_key(m), n))
         self.weights = weights
         self.names = sorted(weights[self.models[0]])
         self.config = config
@@ -106,8 +107,8 @@ class LiveMerger:
                 else:
                     self.deltas[model] = {n: self.weights[model][n] - b[n] for n in self.names}
                 if remember_order:
-                    for tau in self.deltas[model].values():
-                        topk.remember_order(tau)
+                    for name, tau in self.deltas[model].items():
+                        topk.remember_order(self.context, model, name, tau)
 
     def _fetch(self, model: str, name: str) -> torch.Tensor:
         return self.weights[_key(model)][name]
@@ -138,8 +139,8 @@ class LiveMerger:
         with torch.no_grad():
             for task in tasks:
                 target = targets[task.out_name]
-                merged_tensor(recipe, task, self._fetch, fetch_delta, self.device, out=target,
-                              scratch=self._scratch)
+                merged_tensor(recipe, task, self._fetch, fetch_delta, out=target,
+                              ctx=self.context)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return time.perf_counter() - start

@@ -19,7 +19,7 @@ from evomerge.checkpoint import CheckpointReader, CheckpointWriter, check_compat
 from evomerge.checkpoint.writer import check_target
 from evomerge.errors import CheckpointError
 from evomerge.merge.apply import merged_tensor
-from evomerge.merge.buffers import Buffers
+from evomerge.merge.engine import MergeContext
 from evomerge.merge.dtypes import torch_dtype
 from evomerge.merge.plan import plan_merge
 from evomerge.merge.recipe import Recipe
@@ -129,9 +129,9 @@ def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
         # read-only views on the memory maps: operators never write to their inputs
         return readers[model].get(name, device=device, dtype=compute, copy=False)
 
-    buffers = Buffers(device)
+    ctx = MergeContext(device)  # the operators' buffers and thread pool, for this merge
     written = 0
-    with contextlib.ExitStack() as stack:
+    with ctx, contextlib.ExitStack() as stack:
         writer = stack.enter_context(CheckpointWriter(
             out_dir, max_shard_bytes=max_shard_bytes, overwrite=overwrite,
             copy_from=tokenizer_from))
@@ -144,9 +144,8 @@ def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
             reader = readers[first_model]
             target_dtype = output_dtype(recipe, dtype, reader, first_name)
             slot = background.free_slot()
-            out = buffers.get(("out", slot), reader.shape(first_name), compute)
-            value = merged_tensor(recipe, task, fetch, device=device, out=out,
-                                  scratch=buffers)
+            out = ctx.buffers.get(("out", slot), reader.shape(first_name), compute)
+            value = merged_tensor(recipe, task, fetch, out=out, ctx=ctx)
             value = value.to(target_dtype).cpu()
             background.add(slot, task.out_name, value)
             written += value.numel() * value.element_size()

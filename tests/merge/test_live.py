@@ -121,11 +121,13 @@ def test_task_vectors_only_builds_the_same_and_refuses_raw_weight_methods(tiny_m
     ("ties", {"density": 0.4}), ("breadcrumbs", {"density": 0.7, "gamma": 0.05}),
 ])
 def test_remembered_order_builds_the_same_merge(tiny_models, merger, method, params):
-    from evomerge.merge.operators.topk import _remembered_order
+    from evomerge.merge.operators.topk import SORTED_MAGNITUDES
 
     keys = [str(tiny_models[k]) for k in ("a", "b")]
     ordered = LiveMerger(keys, base=str(tiny_models["base"]), remember_order=True)
-    assert all(_remembered_order(t) is not None for t in ordered.deltas[keys[0]].values())
+    names = list(ordered.deltas[keys[0]])
+    call = ordered.context.for_inputs([(keys[0], name) for name in names])
+    assert all(call.recall(i, SORTED_MAGNITUDES) is not None for i in range(len(names)))
     _assert_same_build(merger, ordered, _recipe(tiny_models, method, **params))
 
 

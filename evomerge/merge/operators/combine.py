@@ -27,10 +27,10 @@ COMBINE_CHUNK = 1 << 22
 
 def combine_chunk(device: torch.device) -> int:
     """Entries per chunk: on CPU a cache-sized step, so that a chunk's working tensors
-    stay in the core's cache from one op to the next (a dare_ties build ran 5-10% faster
-    than with 4M-entry chunks). Far smaller chunks cost more in parallel regions than they
-    save: every chunk is one region per op, and on a busy machine each region waits for
-    a descheduled thread (64K-entry chunks once ran 80x slower than whole tensors)."""
+    stay in the core's cache from one op to the next. Far smaller chunks cost more in
+    parallel regions than they save: every chunk is one region per op, and on a busy
+    machine each region waits for a descheduled thread (benchmarks/RESULTS.md has both
+    measurements)."""
     return CPU_STEP if device.type == "cpu" else COMBINE_CHUNK
 
 
@@ -46,7 +46,7 @@ def _flat_result(first: SparseDelta, out: torch.Tensor | None) -> torch.Tensor:
 
 def _chunk_buffers(count: int, first: SparseDelta,
                    buffers: Buffers | None) -> list[torch.Tensor]:
-    """``count`` tensors of one chunk each, borrowed from ``buffers`` when given."""
+    """``count`` working tensors of one chunk each, from ``buffers`` when given."""
     size, dtype = min(first.numel, combine_chunk(first.flat.device)), first.flat.dtype
     if buffers is not None:
         return [buffers.get(("chunk", i), (size,), dtype) for i in range(count)]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from evomerge.errors import ConfigError
+from evomerge.merge.engine import MergeContext
 from evomerge.merge.operators.combine import weighted_sum
 from evomerge.merge.operators.sparse import dense
 from evomerge.merge.operators.spec import MergeOperator, ParamSpec, ParamValue
@@ -24,9 +25,10 @@ MIN_WEIGHT_SUM = 1e-8
 
 
 def linear(tensors: list[torch.Tensor], params: dict[str, ParamValue], *,
-           base: torch.Tensor | None = None,
-           generator: torch.Generator | None = None) -> torch.Tensor:
-    merged = weighted_sum([dense(t) for t in tensors], linear_coefficients(tensors, params))
+           base: torch.Tensor | None, generator: torch.Generator | None,
+           ctx: MergeContext, out: torch.Tensor | None) -> torch.Tensor:
+    merged = weighted_sum([dense(t) for t in tensors], linear_coefficients(tensors, params),
+                          out=None if out is None else out.view(-1), buffers=ctx.buffers)
     return merged.view(tensors[0].shape)
 
 

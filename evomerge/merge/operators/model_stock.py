@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from evomerge.merge.engine import MergeContext
 from evomerge.merge.operators.combine import weighted_sum
 from evomerge.merge.operators.reductions import gram
 from evomerge.merge.operators.sparse import dense
@@ -57,12 +58,13 @@ def interpolation_ratio(taus: list[torch.Tensor], filter_wise: bool) -> torch.Te
 
 
 def model_stock(tensors: list[torch.Tensor], params: dict[str, ParamValue], *,
-                base: torch.Tensor | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                base: torch.Tensor | None, generator: torch.Generator | None,
+                ctx: MergeContext, out: torch.Tensor | None) -> torch.Tensor:
     taus = [in_compute_dtype(t) for t in tensors]
     ratio = interpolation_ratio(taus, params["filter_wise"])
-    mean = weighted_sum([dense(t) for t in taus], [1.0] * len(taus)).div_(len(taus))
-    return mean.view(taus[0].shape).mul_(ratio)
+    mean = weighted_sum([dense(t) for t in taus], [1.0] * len(taus),
+                        out=None if out is None else out.view(-1), buffers=ctx.buffers)
+    return mean.div_(len(taus)).view(taus[0].shape).mul_(ratio)
 
 
 MODEL_STOCK = MergeOperator(

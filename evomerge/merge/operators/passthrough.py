@@ -1,8 +1,8 @@
 """Passthrough: one model's tensor, optionally scaled (frankenmerge slices).
 
 Which layers go where is the engine's business; the operator only returns its single
-input, times ``scale`` (mergekit's passthrough ``scale``). With scale 1 the input itself
-is returned, not a copy.
+input, times ``scale`` (mergekit's passthrough ``scale``). With scale 1 and no ``out`` the
+input itself is returned, not a copy.
 
 >>> x = torch.tensor([1.0, -2.0])
 >>> PASSTHROUGH([x], PASSTHROUGH.resolve_params({}, n_models=1)) is x
@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import torch
 
+from evomerge.merge.engine import MergeContext
 from evomerge.merge.operators.spec import MergeOperator, ParamSpec, ParamValue, in_compute_dtype
 
 
 def passthrough(tensors: list[torch.Tensor], params: dict[str, ParamValue], *,
-                base: torch.Tensor | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                base: torch.Tensor | None, generator: torch.Generator | None,
+                ctx: MergeContext, out: torch.Tensor | None) -> torch.Tensor:
     (tensor,) = tensors
     (scale,) = params["scale"]
     tensor = in_compute_dtype(tensor)
+    if out is not None:
+        return torch.mul(tensor, scale, out=out)
     return tensor if scale == 1 else torch.mul(tensor, scale)
 
 

@@ -18,6 +18,7 @@ import math
 
 import torch
 
+from evomerge.merge.engine import MergeContext
 from evomerge.merge.operators.combine import linear_combination
 from evomerge.merge.operators.reductions import gram
 from evomerge.merge.operators.spec import MergeOperator, ParamSpec, ParamValue, in_compute_dtype
@@ -28,11 +29,14 @@ DOT_THRESHOLD = 0.9995
 NORM_EPS = 1e-8
 
 
-def slerp(t: float, v0: torch.Tensor, v1: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation of two same-shaped tensors; a new tensor."""
+def slerp(t: float, v0: torch.Tensor, v1: torch.Tensor,
+          out: torch.Tensor | None = None) -> torch.Tensor:
+    """Spherical interpolation of two same-shaped tensors; written into ``out`` when
+    given, else a new tensor."""
     a, b = in_compute_dtype(v0).reshape(-1), in_compute_dtype(v1).reshape(-1)
     coef_a, coef_b = slerp_coefficients(t, a, b)
-    return linear_combination([(a, coef_a), (b, coef_b)], torch.empty_like(a)).view(v0.shape)
+    flat = torch.empty_like(a) if out is None else out.view(-1)
+    return linear_combination([(a, coef_a), (b, coef_b)], flat).view(v0.shape)
 
 
 def slerp_coefficients(t: float, v0: torch.Tensor, v1: torch.Tensor) -> tuple[float, float]:
@@ -54,10 +58,10 @@ def slerp_coefficients(t: float, v0: torch.Tensor, v1: torch.Tensor) -> tuple[fl
 
 
 def _slerp(tensors: list[torch.Tensor], params: dict[str, ParamValue], *,
-           base: torch.Tensor | None = None,
-           generator: torch.Generator | None = None) -> torch.Tensor:
+           base: torch.Tensor | None, generator: torch.Generator | None,
+           ctx: MergeContext, out: torch.Tensor | None) -> torch.Tensor:
     first, second = tensors
-    return slerp(params["t"], first, second)
+    return slerp(params["t"], first, second, out)
 
 
 def _slerp_coefficients(tensors: list[torch.Tensor],

@@ -5,6 +5,7 @@ copy of a large tensor never has to exist in full: the combination stays in cach
 merged delta is the only new full-size tensor. A :class:`SparseDelta` yields
 ``values(start, stop)`` (the kept entries of a flat slice, zeros elsewhere) and a
 ``scale`` (the rescale factor); the sparsified task vector is ``values * scale``.
+:mod:`~evomerge.merge.operators.reference` writes the same sparsifiers on whole tensors.
 
 Deterministic sparsifiers live here (TIES magnitude trim, Breadcrumbs outlier trim);
 random ones (DARE, DELLA) in :mod:`evomerge.merge.operators.random_drop`.
@@ -18,8 +19,8 @@ random ones (DARE, DELLA) in :mod:`evomerge.merge.operators.random_drop`.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
-from torch.utils.weak import WeakIdKeyDictionary
 
 from evomerge.merge.operators.reductions import RunningL1, l1_norm, step_size, steps
 from evomerge.merge.operators.spec import in_compute_dtype
@@ -27,6 +28,8 @@ from evomerge.merge.operators.topk import MagnitudeCut, cut_chunk, magnitude_cut
 
 #: mergekit skips the L1 rescale when either norm is below this
 L1_RESCALE_EPS = 1e-7
+#: what a merge context remembers of a resident task vector for the L1 rescale
+TASK_VECTOR_L1 = "L1 norm"
 
 
 class SparseDelta:
@@ -38,7 +41,32 @@ class SparseDelta:
     def __init__(self, flat: torch.Tensor, shape: torch.Size, scale: float = 1.0):
         self.flat = flat
         self.shape = shape
-        self.scale = scale
+        self._scale = scale
+        #: (task vector, L1 norm of the kept entries) while an L1 match waits for the
+        #: task vector's own norm (see :meth:`match_l1`)
+        self._l1_match: tuple[torch.Tensor, float] | None = None
+        #: the task vector's L1 norm, when the caller knows it before the scale is read
+        self.task_l1: float | None = None
+
+    @property
+    def scale(self) -> float:
+        """The rescale factor of the kept entries."""
+        if self._l1_match is not None:
+            task_l1 = self.measure_task_l1() if self.task_l1 is None else self.task_l1
+            self._scale = l1_match(task_l1, self._l1_match[1])
+            self._l1_match = None
+        return self._scale
+
+    @property
+    def needs_task_l1(self) -> bool:
+        """Whether the scale still waits for the task vector's L1 norm."""
+        return self._l1_match is not None and self.task_l1 is None
+
+    def measure_task_l1(self) -> float:
+        """The L1 norm of the task vector an L1 match refers to."""
+        if self._l1_match is None:
+            raise ValueError("this task vector is not rescaled to an L1 norm")
+        return l1_norm(self._l1_match[0])
 
     @property
     def numel(self) -> int:
@@ -54,19 +82,23 @@ class SparseDelta:
         out = self.values(0, self.numel, torch.empty_like(self.flat)).clone()
         return out.mul_(self.scale).view(self.shape)
 
-    def l1_norms(self) -> tuple[float, float]:
-        """(L1 norm of the task vector, L1 norm of the kept entries); the kept entries
-        are made and measured a step at a time, never held in full."""
-        after = RunningL1(self.flat)
+    def kept_l1(self) -> float:
+        """L1 norm of the kept entries, made and measured a step at a time, never held
+        in full."""
+        total = RunningL1(self.flat)
         scratch = torch.empty(min(step_size(self.flat), self.numel), dtype=self.flat.dtype,
                               device=self.flat.device)
         for start, stop in steps(self.flat):
-            after.add(self.values(start, stop, scratch[:stop - start]))
-        return l1_norm(self.flat), after.value()
+            total.add(self.values(start, stop, scratch[:stop - start]))
+        return total.value()
 
-    def rescaled_to_l1(self) -> SparseDelta:
-        """mergekit's ``rescale``: scale the kept entries so the L1 norm is unchanged."""
-        self.scale = l1_match(*self.l1_norms())
+    def match_l1(self, tau: torch.Tensor, kept_l1: float | None = None) -> SparseDelta:
+        """mergekit's ``rescale``: scale the kept entries so that their L1 norm is that
+        of ``tau`` (the task vector, compute dtype). ``kept_l1`` is the kept entries' norm
+        when the caller has measured it. ``tau``'s norm is measured when the scale is
+        first read, unless :attr:`task_l1` was set by then (a builder remembers it for
+        task vectors it keeps resident)."""
+        self._l1_match = (tau, self.kept_l1() if kept_l1 is None else kept_l1)
         return self
 
 
@@ -132,60 +164,39 @@ def rescaled(kept: torch.Tensor, tau: torch.Tensor, rescale: str,
     """The kept entries ``kept`` (flat) of task vector ``tau`` as a :class:`SparseDelta`
     with the scale ``rescale`` asks for (see :func:`kept_times`); ``kept_l1`` is the L1
     norm of ``kept`` when the caller has measured it already."""
-    delta = SparseDelta(kept, tau.shape)
     if rescale == "l1":
-        delta.scale = l1_match(task_vector_l1(tau),
-                               l1_norm(kept) if kept_l1 is None else kept_l1)
-    elif rescale == "probability":
-        delta.scale = probability_scale
-    return delta
+        return SparseDelta(kept, tau.shape).match_l1(
+            tau, l1_norm(kept) if kept_l1 is None else kept_l1)
+    return SparseDelta(kept, tau.shape, probability_scale if rescale == "probability" else 1.0)
 
 
-#: L1 norms by tensor object. A search builds every candidate from the same resident task
-#: vectors, so each norm is computed once per source set; the version counter notices an
-#: in-place edit, and an entry goes when its tensor does.
-_L1_NORMS = WeakIdKeyDictionary()
-
-
-def task_vector_l1(tau: torch.Tensor) -> float:
-    """:func:`l1_norm` of ``tau``, remembered for as long as ``tau`` lives unchanged.
-
-    >>> tau = torch.tensor([1.0, -2.0])
-    >>> task_vector_l1(tau), task_vector_l1(tau.mul_(2.0))
-    (3.0, 6.0)
-    """
-    seen = _L1_NORMS.get(tau)
-    if seen is not None and seen[0] == tau._version:
-        return seen[1]
-    norm = l1_norm(tau)
-    _L1_NORMS[tau] = (tau._version, norm)
-    return norm
-
-
-def trim_magnitude(tau: torch.Tensor, density: float, rescale: bool) -> SparseDelta:
+def trim_magnitude(tau: torch.Tensor, density: float, rescale: bool,
+                   order: np.ndarray | None = None) -> SparseDelta:
     """TIES trim (mergekit ``magnitude``): keep the top ``density`` share by magnitude.
 
     Keeps ``max(1, int(density * n))`` entries for ``0 < density < 1``; density >= 1
-    returns the task vector untouched (no rescale), density <= 0 keeps nothing.
+    returns the task vector untouched (no rescale), density <= 0 keeps nothing. ``order``
+    is ``topk.sorted_magnitudes(tau)`` when the caller keeps it (see
+    :func:`~evomerge.merge.operators.topk.magnitude_cut`).
     """
     k = top_count(density, tau.numel())
     if density >= 1:
         return dense(tau)
     if k == 0:
         return zero_like(tau)
-    tau = in_compute_dtype(tau)  # the resident tensor itself when it is float32, so a
-    flat = tau.reshape(-1)       # remembered order (topk.remember_order) is found
-    trimmed = MagnitudeBandDelta(flat, tau.shape, magnitude_cut(tau, k))
-    return trimmed.rescaled_to_l1() if rescale else trimmed
+    tau = in_compute_dtype(tau)
+    trimmed = MagnitudeBandDelta(tau.reshape(-1), tau.shape, magnitude_cut(tau, k, order))
+    return trimmed.match_l1(tau) if rescale else trimmed
 
 
 def trim_outliers(tau: torch.Tensor, density: float, gamma: float,
-                  rescale: bool) -> SparseDelta:
+                  rescale: bool, order: np.ndarray | None = None) -> SparseDelta:
     """Breadcrumbs (mergekit ``magnitude_outliers``): drop the largest and smallest.
 
     Of n entries, ``int(gamma * n)`` of largest magnitude go first, then the smallest,
     leaving ``int(density * n)``; when the two shares overlap the outlier cut shrinks so
     the density still holds. density >= 1 keeps everything (gamma ignored), as mergekit.
+    ``order`` is as for :func:`trim_magnitude`.
 
     >>> trim_outliers(torch.arange(1.0, 11.0), 0.5, 0.2, False).materialize().tolist()
     [0.0, 0.0, 0.0, 4.0, 5.0, 6.0, 7.0, 8.0, 0.0, 0.0]
@@ -201,10 +212,9 @@ def trim_outliers(tau: torch.Tensor, density: float, gamma: float,
     outer, drop_top = n - n_bottom, n - n_bottom - keep
     if outer == 0:
         return zero_like(tau)
-    flat = tau.reshape(-1)
-    kept = MagnitudeBandDelta(flat, tau.shape, magnitude_cut(tau, outer),
-                              magnitude_cut(tau, drop_top) if drop_top > 0 else None)
-    return kept.rescaled_to_l1() if rescale else kept
+    kept = MagnitudeBandDelta(tau.reshape(-1), tau.shape, magnitude_cut(tau, outer, order),
+                              magnitude_cut(tau, drop_top, order) if drop_top > 0 else None)
+    return kept.match_l1(tau) if rescale else kept
 
 
 def l1_match(before: float, after: float) -> float:

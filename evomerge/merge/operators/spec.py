@@ -6,7 +6,7 @@ validation, search spaces and mergekit export all read it, nothing repeats it.
 >>> op = MergeOperator(name="demo", kind="delta", needs_base=True, random=False,
 ...     params=(ParamSpec("weight", per_model=True, default=None),
 ...             ParamSpec("density", per_model=True, default=1.0, low=0.0, high=1.0)),
-...     fn=lambda tensors, params, *, base, generator: tensors[0])
+...     fn=lambda tensors, params, *, base, generator, ctx, out: tensors[0])
 >>> op.resolve_params({"weight": [0.5, 1]}, n_models=2)
 {'weight': [0.5, 1.0], 'density': [1.0, 1.0]}
 >>> op.resolve_params({"densty": 0.5, "weight": 1.0}, n_models=1)  # doctest: +ELLIPSIS
@@ -26,7 +26,7 @@ from typing import Any, Literal
 import torch
 
 from evomerge.errors import ConfigError
-from evomerge.merge.buffers import Buffers
+from evomerge.merge.engine import MergeContext
 
 #: what an operator function receives for one parameter: a flag, a number, or one number
 #: per source model
@@ -138,13 +138,17 @@ OperatorFn = Callable[..., torch.Tensor]
 class MergeOperator:
     """A registered merge method.
 
-    ``fn(tensors, params, *, base, generator) -> Tensor``. For ``kind == "delta"``,
-    ``tensors`` are task vectors (``theta_m - base``, the base excluded) and the result is
-    the merged delta, which the caller adds to the base. For ``kind == "weight"`` they are
-    the raw tensors and the result is the merged tensor. Per-model parameters arrive as
-    one value per tensor, already resolved for this tensor (gradients, filters). The
-    result is float32 (float64 when the inputs are float64) and may alias an input
-    (passthrough), so callers treat it as read-only. Inputs are never written to.
+    ``fn(tensors, params, *, base, generator, ctx, out) -> Tensor``. For
+    ``kind == "delta"``, ``tensors`` are task vectors (``theta_m - base``, the base
+    excluded) and the result is the merged delta, which the caller adds to the base. For
+    ``kind == "weight"`` they are the raw tensors and the result is the merged tensor.
+    Per-model parameters arrive as one value per tensor, already resolved for this tensor
+    (gradients, filters). ``ctx`` is the builder's
+    :class:`~evomerge.merge.engine.MergeContext` (working buffers, thread pool,
+    remembered values); it changes how fast the result comes, never the result. The
+    result is float32 (float64 when the inputs are float64); it is written into ``out``
+    when given (same shape and dtype), else it is a new tensor or, for passthrough, the
+    input itself, so callers treat it as read-only. Inputs are never written to.
     """
 
     name: str
@@ -163,12 +167,6 @@ class MergeOperator:
     #: into its destination in as few passes over memory as it can.
     coefficients: Callable[[list[torch.Tensor], dict[str, ParamValue]], list[float]] \
         | None = None
-    #: ``fn`` also takes ``buffers=``, a :class:`~evomerge.merge.buffers.Buffers` it
-    #: takes its result and working tensors from instead of allocating them (under
-    #: names it chooses; the result stays valid until the next call with the same
-    #: buffers). Callers that merge many tensors lend one, and fresh pages are faulted
-    #: in once per merge instead of once per tensor.
-    borrows_buffers: bool = False
     doc: str = ""
 
     def param(self, name: str) -> ParamSpec:
@@ -207,11 +205,15 @@ class MergeOperator:
     def __call__(self, tensors: Sequence[torch.Tensor], params: Mapping[str, ParamValue],
                  *, base: torch.Tensor | None = None,
                  generator: torch.Generator | None = None,
-                 buffers: Buffers | None = None) -> torch.Tensor:
-        if buffers is None or not self.borrows_buffers:
-            return self.fn(list(tensors), dict(params), base=base, generator=generator)
-        return self.fn(list(tensors), dict(params), base=base, generator=generator,
-                       buffers=buffers)
+                 ctx: MergeContext | None = None,
+                 out: torch.Tensor | None = None) -> torch.Tensor:
+        """The merged tensor; without ``ctx``, a fresh context serves this call alone."""
+        if ctx is None:
+            with MergeContext(tensors[0].device if tensors else "cpu") as fresh:
+                return self.fn(list(tensors), dict(params), base=base, generator=generator,
+                               ctx=fresh, out=out)
+        return self.fn(list(tensors), dict(params), base=base, generator=generator, ctx=ctx,
+                       out=out)
 
 
 def compute_dtype(tensor: torch.Tensor) -> torch.dtype:

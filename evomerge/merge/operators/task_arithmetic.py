@@ -22,7 +22,8 @@ della              rank (MagPrune)  sum        true       true
 ``rescale`` matches each sparsified task vector's L1 norm to the original (mergekit);
 for DARE and DELLA, ``rescale_by_probability`` instead divides survivors by their keep
 probability, as the papers do. Random methods draw each model's mask from the one
-generator, in model order.
+generator, in model order. :mod:`~evomerge.merge.operators.reference` writes each method
+on whole tensors, as the papers do; the tests hold these to it.
 
 >>> tau_a, tau_b = torch.tensor([1.0, -2.0]), torch.tensor([3.0, 2.0])
 >>> op = TASK_ARITHMETIC
@@ -37,16 +38,17 @@ from collections.abc import Callable
 import torch
 
 from evomerge.errors import ConfigError
-from evomerge.merge.buffers import Buffers
+from evomerge.merge.engine import MergeContext
 from evomerge.merge.operators.combine import sign_consensus, weighted_sum
 from evomerge.merge.operators.random_drop import Rescale, drop_by_rank, drop_random, lane_words
-from evomerge.merge.operators.side_by_side import each
-from evomerge.merge.operators.sparse import SparseDelta, dense, trim_magnitude, trim_outliers
+from evomerge.merge.operators.sparse import (TASK_VECTOR_L1, SparseDelta, dense,
+                                             trim_magnitude, trim_outliers)
 from evomerge.merge.operators.spec import MergeOperator, ParamSpec, ParamValue, compute_dtype
+from evomerge.merge.operators.topk import SORTED_MAGNITUDES
 
 #: tensors at least this large have their task vectors sparsified side by side; below
-#: it, one selection after another with two-thread ops was as fast or faster here
-#: (SmolLM2's ties build took 1.94 s against 2.44 s at a 64K threshold)
+#: it, one selection after another with multi-threaded ops is as fast (measured in
+#: benchmarks/RESULTS.md)
 SIDE_BY_SIDE_NUMEL = 1 << 21
 #: mergekit leaves the weight sum as the divisor unless it is this close to zero
 WEIGHT_SUM_EPS = 1e-8
@@ -70,9 +72,9 @@ BY_PROBABILITY = ParamSpec("rescale_by_probability", per_model=False, default=Fa
                                "(the papers) instead of matching the L1 norm (mergekit)",
                            mergekit=False)
 
-#: (task vector, parameters, model index, generator, buffers or None) -> sparsified
+#: (task vector, parameters, model index, generator, context) -> sparsified task vector
 Sparsify = Callable[[torch.Tensor, dict[str, ParamValue], int, torch.Generator | None,
-                     Buffers | None], SparseDelta]
+                     MergeContext], SparseDelta]
 
 
 def _rescale_mode(params: dict[str, ParamValue]) -> Rescale:
@@ -81,30 +83,30 @@ def _rescale_mode(params: dict[str, ParamValue]) -> Rescale:
     return "probability" if params.get("rescale_by_probability", False) else "l1"
 
 
-def _by_magnitude(tau, params, i, generator, buffers):
-    return trim_magnitude(tau, params["density"][i], rescale=params["rescale"])
+def _by_magnitude(tau, params, i, generator, ctx):
+    return trim_magnitude(tau, params["density"][i], rescale=params["rescale"],
+                          order=ctx.recall(i, SORTED_MAGNITUDES))
 
 
-def _by_outliers(tau, params, i, generator, buffers):
+def _by_outliers(tau, params, i, generator, ctx):
     return trim_outliers(tau, params["density"][i], params["gamma"][i],
-                         rescale=params["rescale"])
+                         rescale=params["rescale"], order=ctx.recall(i, SORTED_MAGNITUDES))
 
 
-def _at_random(tau, params, i, generator, buffers):
-    mask = words = None
-    if buffers is not None:  # each model's kept entries live until the combination
-        mask = buffers.get(("kept", i), (tau.numel(),), compute_dtype(tau))
-        words = buffers.get("lanes", (lane_words(tau.numel()),), torch.int64)
+def _at_random(tau, params, i, generator, ctx):
+    # each model's kept entries live until the combination: one buffer per model
+    mask = ctx.buffers.get(("kept", i), (tau.numel(),), compute_dtype(tau))
+    words = ctx.buffers.get("lanes", (lane_words(tau.numel()),), torch.int64)
     return drop_random(tau, params["density"][i], generator, _rescale_mode(params),
-                       mask=mask, words=words)
+                       mask=mask, words=words, each=ctx.each)
 
 
-def _by_rank(tau, params, i, generator, buffers):
+def _by_rank(tau, params, i, generator, ctx):
     return drop_by_rank(tau, params["density"][i], params["epsilon"][i], generator,
-                        _rescale_mode(params))
+                        _rescale_mode(params), each=ctx.each)
 
 
-def _keep_all(tau, params, i, generator, buffers):
+def _keep_all(tau, params, i, generator, ctx):
     return dense(tau)
 
 
@@ -151,24 +153,25 @@ def _method(name: str, sparsify: Sparsify, *, extra: tuple[ParamSpec, ...] = (),
     specs += [LAMBDA, INT8_MASK]
 
     def merge(tensors: list[torch.Tensor], params: dict[str, ParamValue], *,
-              base: torch.Tensor | None = None,
-              generator: torch.Generator | None = None,
-              buffers: Buffers | None = None) -> torch.Tensor:
+              base: torch.Tensor | None, generator: torch.Generator | None,
+              ctx: MergeContext, out: torch.Tensor | None) -> torch.Tensor:
         def sparsified(i: int, tau: torch.Tensor) -> SparseDelta:
-            return sparsify(tau, params, i, generator, buffers)
+            delta = sparsify(tau, params, i, generator, ctx)
+            if delta.needs_task_l1:  # a resident task vector's norm is measured once
+                delta.task_l1 = ctx.remembered(i, TASK_VECTOR_L1, delta.measure_task_l1)
+            return delta
 
         if sparsify_in_parallel(tensors, random):
-            deltas = each(sparsified, range(len(tensors)), tensors)
+            deltas = ctx.each(sparsified, range(len(tensors)), tensors)
         else:
             deltas = [sparsified(i, tau) for i, tau in enumerate(tensors)]
-        out = None if buffers is None else \
-            buffers.get("merged", (deltas[0].numel,), deltas[0].flat.dtype)
+        flat_out = None if out is None else out.view(-1)
         if not consensus:
-            merged = weighted_sum(deltas, sum_factors(tensors, params), out=out,
-                                  buffers=buffers)
+            merged = weighted_sum(deltas, sum_factors(tensors, params), out=flat_out,
+                                  buffers=ctx.buffers)
             return merged.view(deltas[0].shape)
-        merged = sign_consensus(deltas, params["weight"], params["normalize"], out=out,
-                                buffers=buffers)
+        merged = sign_consensus(deltas, params["weight"], params["normalize"], out=flat_out,
+                                buffers=ctx.buffers)
         if params["lambda"] != 1:
             merged.mul_(params["lambda"])
         return merged.view(deltas[0].shape)
@@ -177,7 +180,7 @@ def _method(name: str, sparsify: Sparsify, *, extra: tuple[ParamSpec, ...] = (),
     # weighted sum of the inputs
     linear = sparsify is _keep_all and not consensus
     return MergeOperator(name=name, params=tuple(specs), kind="delta", needs_base=True,
-                         random=random, fn=merge, check=check, doc=doc, borrows_buffers=True,
+                         random=random, fn=merge, check=check, doc=doc,
                          coefficients=sum_factors if linear else None)
 
 

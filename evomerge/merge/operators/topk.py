@@ -34,12 +34,15 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch.utils.weak import WeakIdKeyDictionary
 
 from evomerge.merge.operators.spec import compute_dtype
+
+if TYPE_CHECKING:
+    from evomerge.merge.engine import MergeContext
 
 #: below this many entries, select directly among all magnitudes
 DIRECT_MAX_NUMEL = 1 << 16
@@ -86,35 +89,46 @@ def magnitudes(x: torch.Tensor) -> torch.Tensor:
     return flat.abs() if flat.dtype == dtype else flat.to(dtype).abs_()
 
 
-#: sorted magnitudes of the tensors given to :func:`remember_order`, by tensor object
-_ORDERS = WeakIdKeyDictionary()
+#: what :func:`remember_order` keeps in a context, per input
+SORTED_MAGNITUDES = "sorted magnitudes"
 
 
-def remember_order(x: torch.Tensor) -> None:
-    """Sort ``x``'s magnitudes once, so that every later :func:`magnitude_cut` of ``x``
-    (the same tensor object, unchanged since) is a lookup instead of a scan, for any k.
+def sorted_magnitudes(x: torch.Tensor) -> np.ndarray:
+    """``|x|`` flattened and sorted ascending (compute dtype), for :func:`magnitude_cut`.
+
+    >>> sorted_magnitudes(torch.tensor([0.5, -3.0, 2.0])).tolist()
+    [0.5, 2.0, 3.0]
+    """
+    return np.sort(magnitudes(x).numpy())
+
+
+def remember_order(ctx: MergeContext, model: str, name: str, x: torch.Tensor) -> None:
+    """Sort the magnitudes of input (model, tensor name), ``x``, once, into ``ctx``: every
+    later magnitude trim of that input with ``ctx`` reads its cut off them instead of
+    scanning for it, for any k.
 
     For a search that trims the same resident task vectors at a new density for every
-    candidate. It costs a copy of ``x`` in memory for as long as ``x`` lives. CPU only:
+    candidate. It costs a copy of ``x`` in memory for as long as ``ctx`` lives. CPU only:
     on a GPU the scan is fast already, and this does nothing.
 
+    >>> from evomerge.merge.engine import MergeContext
+    >>> ctx = MergeContext(input_key=lambda model, name: (model, name))
     >>> x = torch.tensor([0.5, -3.0, 2.0, -2.0, 0.1])
-    >>> remember_order(x)
-    >>> cut = magnitude_cut(x, 2)  # 2.0 and -2.0 tie: the later one drops out
+    >>> remember_order(ctx, "a", "w", x)
+    >>> order = ctx.for_inputs([("a", "w")]).recall(0, SORTED_MAGNITUDES)
+    >>> cut = magnitude_cut(x, 2, order)  # 2.0 and -2.0 tie: the later one drops out
     >>> cut.threshold, cut.dropped_ties.tolist()
     (2.0, [3])
     """
     if x.device.type == "cpu":
-        _ORDERS[x] = (x._version, np.sort(magnitudes(x).numpy()))
+        ctx.remember(model, name, SORTED_MAGNITUDES, sorted_magnitudes(x))
 
 
-def _remembered_order(x: torch.Tensor) -> np.ndarray | None:
-    seen = _ORDERS.get(x)
-    return seen[1] if seen is not None and seen[0] == x._version else None
-
-
-def magnitude_cut(x: torch.Tensor, k: int) -> MagnitudeCut:
+def magnitude_cut(x: torch.Tensor, k: int, order: np.ndarray | None = None) -> MagnitudeCut:
     """The k-th largest magnitude of ``x`` and the tied entries beyond the top k.
+
+    ``order`` is ``sorted_magnitudes(x)`` when the caller has it: the cut is then read
+    off it instead of selected (CPU).
 
     >>> cut = magnitude_cut(torch.tensor([1.0, -1.0, 1.0, 0.5]), 2)
     >>> cut.threshold, cut.dropped_ties.tolist()
@@ -131,7 +145,6 @@ def magnitude_cut(x: torch.Tensor, k: int) -> MagnitudeCut:
         ties = torch.nonzero(mags == threshold).reshape(-1)
         dropped = ties[k - n_greater:] if n_greater + ties.numel() > k else ties[:0]
         return MagnitudeCut(threshold.item(), dropped)
-    order = _remembered_order(x)
     if order is not None:
         threshold, n_greater, n_equal = _select_sorted(order, k)
     else:
