@@ -92,7 +92,7 @@ def gene_bounds(entry: GeneEntry, spec: ParamSpec, field: str) -> tuple[float, f
         lo = "-inf" if spec.low is None else spec.low
         hi = "inf" if spec.high is None else spec.high
         raise ConfigError(None, f"{field}.bounds", [low, high],
-                          f"must lie inside {spec.name!r}'s range [{lo}, {hi}]")
+                          f"must lie inside the range of {spec.name!r}, [{lo}, {hi}]")
     if entry.transform == "log" and low <= 0:
         raise ConfigError(None, f"{field}.bounds", [low, high],
                           "a log transform needs low > 0")
