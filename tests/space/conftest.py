@@ -1,5 +1,6 @@
 """Tiny local models and architecture facts for the search-space tests."""
 
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 SHIPPED = sorted(p.name for p in SPACES.glob("*.yaml"))
 
 
+@lru_cache(maxsize=None)
 def llama_tensor_names(num_layers: int, tied: bool = False) -> tuple[str, ...]:
     """The tensor names a Llama checkpoint with ``num_layers`` layers stores, from its
     transformers config on the meta device (no weights, no download)."""
@@ -35,12 +37,26 @@ def roles_for(space, models: dict[str, Path]) -> tuple[str | None, list[str]]:
     return (str(models["base"]) if roles.base else None), sources
 
 
+def bind_shipped(name: str, n_layers: int, n_sources: int = 2, tied: bool = False):
+    """A shipped space bound by tensor names only: the base and ``n_sources`` sources
+    (or the space's named roles) as placeholder paths."""
+    from evomerge.space import ModelFacts, load_space
+
+    space = load_space(SPACES / name)
+    roles = space.models
+    if isinstance(roles.sources, list):
+        sources = [f"models/{r}" for r in roles.sources]
+    else:
+        sources = [f"models/expert_{i}" for i in range(max(n_sources, roles.count_range()[0]))]
+    return space.bind("models/base" if roles.base else None, sources,
+                      facts=ModelFacts(llama_tensor_names(n_layers, tied)))
+
+
 @pytest.fixture(scope="session")
 def tiny4(tmp_path_factory) -> dict[str, Path]:
-    """A random 4-layer base and three seeded "fine-tunes" of it (width 32)."""
+    """A random 4-layer base (width 32) and three seeded "fine-tunes" of it: a, b, c."""
     root = tmp_path_factory.mktemp("tiny4")
     base = save_random_llama(root / "base", seed=0, hidden_size=32, num_layers=4)
-    models = {"base": base}
-    for i, name in enumerate(["a", "b", "c"], start=1):
-        models[name] = save_perturbed(base, root / name, seed=i, scale=0.02)
-    return models
+    tuned = {name: save_perturbed(base, root / name, seed=seed, scale=0.02)
+             for seed, name in enumerate("abc", start=1)}
+    return {"base": base, **tuned}

@@ -10,7 +10,7 @@ from evomerge.errors import ConfigError
 from evomerge.merge.plan import plan_merge
 from evomerge.records import Candidate
 from evomerge.space import ModelFacts, Space, load_space
-from tests.space.conftest import SHIPPED, SPACES, llama_tensor_names
+from tests.space.conftest import SHIPPED, SPACES, bind_shipped, llama_tensor_names
 
 NAMES = {n: llama_tensor_names(n) for n in (2, 4, 6)}
 
@@ -130,21 +130,10 @@ def test_method_choice_decodes_each_method_with_its_own_parameters():
     assert bound.encode(methods[2]) == [5 / 6, 0.5, 0.5, 0.5, 0.5]
 
 
-def _shipped_bound(name, n_layers, n_sources):
-    space = load_space(SPACES / name)
-    roles = space.models
-    if isinstance(roles.sources, list):
-        sources = [f"m/{r}" for r in roles.sources]
-    else:
-        sources = [f"m/s{i}" for i in range(max(n_sources, roles.count_range()[0]))]
-    return space.bind("m/base" if roles.base else None, sources,
-                      facts=ModelFacts(NAMES[n_layers]))
-
-
 @given(st.data(), st.sampled_from(SHIPPED), st.sampled_from([2, 4, 6]),
        st.integers(1, 3))
 def test_no_point_decodes_to_a_recipe_the_engine_refuses(data, name, n_layers, n_sources):
-    bound = _shipped_bound(name, n_layers, n_sources)
+    bound = bind_shipped(name, n_layers, n_sources)
     x = [data.draw(st.floats(-3, 3) if g.transform == "identity" and not g.categorical
                    else st.floats(-0.5, 1.5)) for g in bound.genes]
     recipe, clipped = bound.decode(x)

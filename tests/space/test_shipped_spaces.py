@@ -10,18 +10,7 @@ import yaml
 from evomerge.merge.recipe import load_recipe_dict
 from evomerge.space import ModelFacts, load_space
 from evomerge.space.show import describe
-from tests.space.conftest import SHIPPED, SPACES, llama_tensor_names
-
-
-def _bind(name, n_layers, tied=False, n_sources=2):
-    space = load_space(SPACES / name)
-    roles = space.models
-    if isinstance(roles.sources, list):
-        sources = [f"models/{r}" for r in roles.sources]
-    else:
-        sources = [f"models/expert_{i}" for i in range(max(n_sources, roles.count_range()[0]))]
-    base = "models/base" if roles.base else None
-    return space.bind(base, sources, facts=ModelFacts(llama_tensor_names(n_layers, tied)))
+from tests.space.conftest import SHIPPED, SPACES, bind_shipped, llama_tensor_names
 
 
 def _points(bound, rng, n=5):
@@ -46,7 +35,7 @@ def test_every_space_file_says_where_it_comes_from():
 @pytest.mark.parametrize("name", SHIPPED)
 @pytest.mark.parametrize("n_layers", [4, 6])
 def test_round_trip_on_random_points(name, n_layers):
-    bound = _bind(name, n_layers)
+    bound = bind_shipped(name, n_layers)
     rng = np.random.default_rng(n_layers)
     for x in _points(bound, rng):
         recipe, clipped = bound.decode(x)
@@ -108,7 +97,7 @@ def test_gene_counts_for_the_zoo(name):
     space = load_space(SPACES / name)
     if isinstance(space.models.sources, list):
         n = len(space.models.sources)
-    assert _bind(name, layers, n_sources=n).dim == ZOO[name]
+    assert bind_shipped(name, layers, n_sources=n).dim == ZOO[name]
 
 
 def _smollm2_layers() -> tuple[int, bool]:
@@ -133,7 +122,7 @@ def smollm2_layers():
 def test_gene_counts_for_smollm2(name, smollm2_layers):
     layers, tied = smollm2_layers
     assert (layers, tied) == (30, True)
-    assert _bind(name, layers, tied=tied).dim == SMOLLM2[name]
+    assert bind_shipped(name, layers, tied=tied).dim == SMOLLM2[name]
 
 
 def test_gene_names_say_model_layers_and_group():
