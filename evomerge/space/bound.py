@@ -24,11 +24,14 @@ its bin; a parameter the decoded method lacks encodes to 0.5).
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
 
 from evomerge.errors import ConfigError
 from evomerge.merge.recipe import Recipe, load_recipe_dict
@@ -119,7 +122,7 @@ class BoundSpace:
                               f"needs {self.dim}, one per gene")
         unit, clips = [], []
         for i, (gene, value) in enumerate(zip(self.genes, values)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
                     or math.isnan(value):
                 raise ConfigError(None, f"x[{i}]", value, f"gene {gene.name!r} needs a number")
             value = float(value)

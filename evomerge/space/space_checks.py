@@ -252,8 +252,9 @@ def _check_fixed(space: Space) -> None:
         for value in setting_values(setting):
             spec.validate(value, field)
         gene = genes.get(name)
-        if gene is not None and "rest" in gene.group_list or \
-                gene is not None and "group" not in gene.per:
+        covers_all = gene is not None and (
+            "group" not in gene.per or "rest" in gene.group_list)
+        if covers_all:
             raise ConfigError(None, field, setting,
                               f"{name!r} is also a gene that sets every tensor; fix it "
                               "or search it, not both")

@@ -43,6 +43,10 @@ def test_points_outside_the_box_are_clipped_and_recorded():
         bound.decode([0.5, math.nan])
     with pytest.raises(ConfigError, match="needs 2, one per gene"):
         bound.decode([0.5])
+    import numpy as np  # optimizers hand over numpy arrays, float32 ones too
+
+    models = bound.decode(np.array([0.25, 0.5], np.float32)).recipe.models
+    assert models[0].parameters["density"] == pytest.approx(0.35)
 
 
 def test_log_transform_spans_its_bounds_geometrically():
