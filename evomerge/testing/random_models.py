@@ -13,6 +13,8 @@ exercised on real Hugging Face folders without a hub.
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -74,4 +76,28 @@ def save_perturbed(base_dir: Path | str, out_dir: Path | str, seed: int, scale: 
     out = Path(out_dir)
     model.save_pretrained(out, safe_serialization=True)
     AutoTokenizer.from_pretrained(base_dir).save_pretrained(out)
+    return out
+
+
+def save_edited_copy(src_dir: Path | str, out_dir: Path | str,
+                     edit: Callable[[dict[str, torch.Tensor]], object]) -> Path:
+    """Copy the single-file model folder ``src_dir`` to ``out_dir`` with its tensors changed
+    by ``edit(tensors)`` (which edits the name -> tensor dict in place): a broken or
+    mismatched checkpoint for a test.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> base = save_random_llama(d / "base", seed=0)
+    >>> headless = save_edited_copy(base, d / "headless", lambda t: t.pop("lm_head.weight"))
+    >>> from safetensors import safe_open
+    >>> "lm_head.weight" in safe_open(headless / "model.safetensors", "pt").keys()
+    False
+    """
+    from safetensors.torch import load_file, save_file
+
+    out = Path(out_dir)
+    shutil.copytree(src_dir, out)
+    tensors = load_file(out / "model.safetensors")
+    edit(tensors)
+    save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
     return out

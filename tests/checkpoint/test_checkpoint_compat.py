@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 
 import pytest
-from safetensors.torch import load_file, save_file
 
 from evomerge.checkpoint import CheckpointReader, check_compatible
 from evomerge.errors import CheckpointError
-from evomerge.testing.random_models import save_random_llama
+from evomerge.testing.random_models import save_edited_copy, save_random_llama
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +25,6 @@ def models(tmp_path_factory):
 
 def _readers(models, *keys):
     return [CheckpointReader(models[k]) for k in keys]
-
-
-def _edited_copy(src: Path, dst: Path, edit) -> Path:
-    """A copy of the model folder ``src`` whose tensors ``edit(dict)`` changed in place."""
-    shutil.copytree(src, dst)
-    tensors = load_file(dst / "model.safetensors")
-    edit(tensors)
-    save_file(tensors, dst / "model.safetensors", metadata={"format": "pt"})
-    return dst
 
 
 UP = "model.layers.1.mlp.up_proj.weight"
@@ -56,7 +44,7 @@ MISMATCHES = {
 @pytest.mark.parametrize("kind", sorted(MISMATCHES))
 def test_each_mismatch_kind_raises_naming_the_model_and_tensor(models, tmp_path, kind):
     edit, expected = MISMATCHES[kind]
-    changed = _edited_copy(models["a"], tmp_path / kind, edit)
+    changed = save_edited_copy(models["a"], tmp_path / kind, edit)
     with pytest.raises(CheckpointError) as err:
         check_compatible([CheckpointReader(models["a"]), CheckpointReader(changed)])
     assert expected in str(err.value)
@@ -70,7 +58,7 @@ def test_same_architecture_passes_where_one_changed_tensor_fails(models, tmp_pat
     check_compatible(_readers(models, "a"))
     check_compatible([])
     # b_same with a single tensor cut short is refused: the pass above was a real check
-    cut = _edited_copy(models["b_same"], tmp_path / "b_cut",
+    cut = save_edited_copy(models["b_same"], tmp_path / "b_cut",
                        lambda t: t.__setitem__(UP, t[UP][:, :16].clone()))
     with pytest.raises(CheckpointError, match=re.escape(f"tensor '{UP}' has shape (80, 16)")):
         check_compatible([CheckpointReader(models["a"]), CheckpointReader(cut)])
@@ -80,7 +68,7 @@ def test_a_tied_head_counts_as_lm_head_and_a_missing_head_does_not(models, tmp_p
     check_compatible(_readers(models, "a", "tied"))
     check_compatible(_readers(models, "tied", "a"))
     # an untied model that stores no head lacks lm_head.weight, tied or not on the other side
-    headless = _edited_copy(models["a"], tmp_path / "headless",
+    headless = save_edited_copy(models["a"], tmp_path / "headless",
                             lambda t: t.pop("lm_head.weight"))
     assert not CheckpointReader(headless).tied_embeddings
     for ref in ("a", "tied"):
