@@ -154,12 +154,15 @@ class BoundSpace:
                                                  len(methods))
         self._encode_choices(data, x)
         _, sites = assemble(self, x)
-        for (entry, k), path in sites.items():
+        done: set[int] = set()
+        # an entry with coordinates of its own first; a tied one where that entry is
+        # not part of the decoded method
+        for (entry, k), path in sorted(sites.items(),
+                                       key=lambda item: bool(self.layouts[item[0][0]].entry.tie)):
             layout = self.layouts[entry]
-            if layout.entry.tie:
-                continue
-            value = _read(data, path)
-            x[layout.coords[k]] = self._unit(layout, k, value, path)
+            if layout.coords[k] not in done:
+                x[layout.coords[k]] = self._unit(layout, k, _read(data, path), path)
+                done.add(layout.coords[k])
         made = _content(self.decode(x).recipe)
         if made != data:
             path, want, got = _first_difference(data, made)

@@ -133,6 +133,10 @@ def _check_layers_from(space: Space) -> None:
             raise ConfigError(None, "layers_from", space.layers_from,
                               "only a passthrough space takes its layers from one model")
         return
+    if space.models.base is not None:
+        raise ConfigError(None, "models.base", space.models.base,
+                          "a passthrough space takes each layer from one source; it has "
+                          "no base")
     roles = space.models.sources
     if space.layers_from is not None and (
             not isinstance(roles, list) or space.layers_from not in roles):

@@ -145,3 +145,15 @@ def test_no_point_decodes_to_a_recipe_the_engine_refuses(data, name, n_layers, n
     tasks = plan_merge(recipe, lambda m: NAMES[n_layers])
     assert sorted(t.out_name for t in tasks) == sorted(NAMES[n_layers])
     assert bound.decode(bound.encode(recipe)).recipe == recipe
+
+
+def test_a_tied_entry_encodes_where_its_target_is_not_in_the_decoded_method():
+    data = {"merge_method": {"choice": ["ties", "task_arithmetic"]},
+            "models": {"base": "base"},
+            "genes": [{"param": "density", "per": ["model"], "bounds": [0.5, 1.0]},
+                      {"param": "weight", "per": ["model"], "bounds": [0.0, 2.0],
+                       "tie": "density"}]}
+    bound = _bind(data)
+    recipe, _ = bound.decode([0.9, 0.25, 0.75])  # task arithmetic: no density
+    assert [m.parameters for m in recipe.models] == [{"weight": 0.5}, {"weight": 1.5}]
+    assert bound.encode(recipe) == [0.75, 0.25, 0.75]

@@ -153,4 +153,7 @@ def test_duplicate_parameter_and_passthrough_rules():
            "'layers_from' = None", "name the source role")
     _fails(_space(genes=[{"choose": "model", "per": ["layer"]}]),
            "needs merge_method 'passthrough'")
+    _fails({"merge_method": "passthrough", "models": {"base": "b", "sources": ["x", "y"]},
+            "genes": [{"choose": "model", "per": ["layer"]}]},
+           "'models.base' = 'b'", "it has no base")
     _fails(_space(unknown=1), "'unknown' = 1: unknown field")
