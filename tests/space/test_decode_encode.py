@@ -10,7 +10,7 @@ from evomerge.errors import ConfigError
 from evomerge.merge.plan import plan_merge
 from evomerge.records import Candidate
 from evomerge.space import ModelFacts, Space, load_space
-from tests.space.conftest import SHIPPED, SPACES, bind_shipped, llama_tensor_names
+from space_support import SHIPPED, SPACES, bind_shipped, llama_tensor_names
 
 NAMES = {n: llama_tensor_names(n) for n in (2, 4, 6)}
 

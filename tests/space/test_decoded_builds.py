@@ -12,7 +12,7 @@ from evomerge.cli import main
 from evomerge.merge.live import LiveMerger
 from evomerge.space import load_space
 from evomerge.space.forms import CoefficientForm
-from tests.space.conftest import SHIPPED, SPACES, roles_for
+from space_support import SHIPPED, SPACES, roles_for
 
 
 def _weights(folder) -> dict[str, torch.Tensor]:

@@ -10,7 +10,7 @@ import yaml
 from evomerge.merge.recipe import load_recipe_dict
 from evomerge.space import ModelFacts, load_space
 from evomerge.space.show import describe
-from tests.space.conftest import SHIPPED, SPACES, bind_shipped, llama_tensor_names
+from space_support import SHIPPED, SPACES, bind_shipped, llama_tensor_names
 
 
 def _points(bound, rng, n=5):

@@ -9,7 +9,7 @@ import yaml
 from evomerge.cli import main
 from evomerge.merge.recipe import load_recipe_dict
 from evomerge.space import load_space
-from tests.space.conftest import SPACES
+from space_support import SPACES
 
 
 def test_show_without_models_prints_the_formula(capsys):

@@ -5,7 +5,7 @@ import yaml
 
 from evomerge.errors import ConfigError
 from evomerge.space import ModelFacts, Space, load_space
-from tests.space.conftest import llama_tensor_names
+from space_support import llama_tensor_names
 
 
 def _space(**fields):
