@@ -1,17 +1,26 @@
-"""DARE's random draw and mask step: the ways compared, timed on this machine.
+"""DARE's and DELLA's random draws and DARE's mask step: the ways compared, timed here.
 
-Three tables, each a median over ``--rounds``, the variants taking turns:
+Each table gives the median and the fastest of ``--rounds`` runs, the variants taking
+turns in one process:
 
-1. Drawing random 64-bit words on CPU: torch's Mersenne Twister (``Tensor.random_``)
-   against numpy's SFC64 as :func:`~evomerge.merge.operators.random_drop.uniform_lanes`
-   draws them (cache-sized chunks copied into place), on one thread and on two.
-2. One DARE mask step over a task vector (keep the entries whose random byte is below
+1. DARE's random bytes on CPU (one byte per entry, ``--entries-drawn`` of them): the
+   counter-based draw in use (:func:`~evomerge.merge.operators.random_drop.first_bytes`,
+   a hash of the key and the position in numpy, two parts on two threads) against the
+   draw it replaced (numpy SFC64 streams seeded from a ``torch.Generator``, one per half,
+   copied into place a cache-sized chunk at a time; kept here only to time it) and
+   torch's Mersenne Twister (``Tensor.random_``), on one thread and on two.
+2. DELLA's uniforms on CPU: ``rank_uniforms`` (counter-based) against ``torch.rand``
+   with a generator (the draw it replaced).
+3. ``drop_random`` (l1 rescale, density 0.3: second bytes needed) over the tensors of
+   ``--layers`` SmolLM2-135M decoder layers, DARE's byte draw swapped between the
+   counter-based one and the SFC64 one: the per-call costs of many mid-size tensors.
+4. One DARE mask step over a task vector (keep the entries whose random byte is below
    the level, measure the kept L1): the widening compare ``drop_random`` uses, against
    a bool mask with ``masked_fill_``, a multiply by a bool mask, and a uint8 compare
    widened afterwards.
-3. With ``--set``, whole dare_ties builds of a ``merge_throughput`` model set
-   (``LiveMerger.build``, sources resident), the draw swapped between torch's generator
-   and the one in use, taking turns in one process.
+5. With ``--set``, whole dare_ties builds of a ``merge_throughput`` model set
+   (``LiveMerger.build``, sources resident), DARE's byte draw swapped between the
+   counter-based one and the SFC64 one, taking turns in one process.
 
     python benchmarks/dare_draw.py
     python benchmarks/dare_draw.py --set smollm2 --builds 9
@@ -29,10 +38,14 @@ import numpy as np
 import torch
 
 from evomerge.merge.operators import random_drop
+from evomerge.merge.operators.seeding import DrawKey, next_key, tensor_seed
 from evomerge.merge.operators.side_by_side import each
 
 
-def _median_times(variants: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+def _median_times(variants: dict[str, Callable[[], object]],
+                  rounds: int) -> dict[str, tuple[float, float]]:
+    """(median, fastest) seconds of each variant; the fastest shows the cost on a
+    machine that others keep busy, the median what a run there takes."""
     times: dict[str, list[float]] = {name: [] for name in variants}
     for name, fn in variants.items():  # warm-up: first touches, thread pool start
         fn()
@@ -41,28 +54,120 @@ def _median_times(variants: dict[str, Callable[[], object]], rounds: int) -> dic
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
 
 
-def _table(title: str, medians: dict[str, float], reference: str) -> None:
-    print(f"\n{title}\n\n| variant | median s | vs {reference} |\n|---|---|---|")
-    for name, t in medians.items():
-        print(f"| {name} | {t:.3f} | {t / medians[reference]:.2f}x |")
+def _table(title: str, times: dict[str, tuple[float, float]], reference: str) -> None:
+    print(f"\n{title}\n\n| variant | median s | vs {reference} | fastest s | vs |\n"
+          "|---|---|---|---|---|")
+    ref_median, ref_min = times[reference]
+    for name, (median, fastest) in times.items():
+        print(f"| {name} | {median:.4f} | {median / ref_median:.2f}x | {fastest:.4f} | "
+              f"{fastest / ref_min:.2f}x |")
+
+
+def _serial(fn, *iterables):
+    return [fn(*args) for args in zip(*iterables)]
+
+
+# --- the draw DARE used before the counter-based one, kept here to time it ---------------
+
+#: 64-bit words an SFC64 stream drew per call
+SFC64_DRAW_WORDS = 1 << 16
+#: draws of at least this many 64-bit words were split into two streams on two threads
+SFC64_PARALLEL_WORDS = 1 << 16
+
+
+def sfc64_fill(words: torch.Tensor, seed: int) -> None:
+    """Fill ``words`` (CPU int64) with uniform bits from an SFC64 stream seeded ``seed``."""
+    bits = np.random.SFC64(seed)
+    out = words.numpy().view(np.uint64)
+    for start in range(0, out.size, SFC64_DRAW_WORDS):
+        stop = min(out.size, start + SFC64_DRAW_WORDS)
+        out[start:stop] = bits.random_raw(stop - start)
+
+
+def sfc64_lanes(numel: int, generator: torch.Generator, words: torch.Tensor,
+                run=each) -> torch.Tensor:
+    """The replaced CPU draw: two SFC64 streams seeded from ``generator`` for a long
+    draw, one per half of ``words``, run side by side by ``run``."""
+    count = 1 if words.numel() < SFC64_PARALLEL_WORDS else 2
+    seeds = torch.randint(0, 1 << 62, (count,), generator=generator).tolist()
+    run(sfc64_fill, words.tensor_split(count), seeds)
+    return words.view(torch.uint8)[:numel]
 
 
 def _torch_fill(words: torch.Tensor, seed: int) -> None:
     words.random_(-(1 << 63), None, generator=torch.Generator().manual_seed(seed))
 
 
-def draw_table(words: int, rounds: int) -> None:
-    buffer = torch.zeros(words, dtype=torch.int64)
-    halves = buffer.tensor_split(2)
-    _table(f"Drawing {words / 1e6:.0f}M random 64-bit words", _median_times({
-        "torch Mersenne Twister, 1 thread": lambda: _torch_fill(buffer, 1),
-        "numpy SFC64, 1 thread": lambda: random_drop._fill_from_stream(buffer, 1),
+def draw_table(numel: int, rounds: int) -> None:
+    words = torch.zeros(random_drop.lane_words(numel), dtype=torch.int64)
+    halves = words.tensor_split(2)
+    key = next_key(tensor_seed(1, "bench"))
+    old = "numpy SFC64, 2 streams on 2 threads (replaced)"
+    _table(f"DARE's random bytes for {numel / 1e6:.0f}M entries", _median_times({
+        old: lambda: sfc64_lanes(numel, torch.Generator().manual_seed(1), words),
+        "counter hash, 2 parts on 2 threads (in use)":
+            lambda: random_drop.first_bytes(key, numel, words=words),
+        "numpy SFC64, 2 streams on 1 thread":
+            lambda: sfc64_lanes(numel, torch.Generator().manual_seed(1), words, _serial),
+        "counter hash, 2 parts on 1 thread":
+            lambda: random_drop.first_bytes(key, numel, words=words, each=_serial),
         "torch Mersenne Twister, 2 threads": lambda: each(_torch_fill, halves, [1, 2]),
-        "numpy SFC64, 2 threads": lambda: each(random_drop._fill_from_stream, halves, [1, 2]),
-    }, rounds), "torch Mersenne Twister, 1 thread")
+    }, rounds), old)
+
+
+#: one SmolLM2-135M decoder layer's weight shapes (q, k, v, o, gate, up, down, a norm)
+SMOLLM2_LAYER = [(576, 576), (192, 576), (192, 576), (576, 576), (1536, 576), (1536, 576),
+                 (576, 1536), (576,)]
+
+
+def sfc64_first_bytes(key: DrawKey, numel: int, device="cpu", words=None, *,
+                      each=each) -> torch.Tensor:
+    """``random_drop.first_bytes`` with the replaced draw, for swapping in."""
+    if words is None:
+        words = torch.empty(random_drop.lane_words(numel), dtype=torch.int64)
+    return sfc64_lanes(numel, torch.Generator().manual_seed(key.value), words, each)
+
+
+def with_first_bytes(first_bytes, fn: Callable[[], float]) -> Callable[[], float]:
+    """``fn`` run with DARE's byte draw swapped for ``first_bytes`` (the tied entries'
+    second bytes stay counter-based: one entry in 256)."""
+    def run() -> float:
+        in_use = random_drop.first_bytes
+        random_drop.first_bytes = first_bytes
+        try:
+            return fn()
+        finally:
+            random_drop.first_bytes = in_use
+    return run
+
+
+def layers_table(layers: int, rounds: int) -> None:
+    g = torch.Generator().manual_seed(0)
+    taus = [torch.randn(shape, generator=g) * 0.01 for shape in SMOLLM2_LAYER * layers]
+
+    def sparsify_all() -> None:
+        for i, tau in enumerate(taus):
+            random_drop.drop_random(tau, 0.3, tensor_seed(0, str(i)), "l1")
+
+    old = "numpy SFC64 draw (replaced)"
+    _table(f"drop_random over {layers} SmolLM2-135M layers' tensors ({len(taus)} calls)",
+           _median_times({
+               old: with_first_bytes(sfc64_first_bytes, sparsify_all),
+               "counter-hash draw (in use)": sparsify_all,
+           }, rounds), old)
+
+
+def della_table(shape: tuple[int, int], rounds: int) -> None:
+    key = next_key(tensor_seed(2, "bench"))
+    numel = shape[0] * shape[1]
+    old = "torch.rand with a generator (replaced)"
+    _table(f"DELLA's uniforms for a {shape[0]}x{shape[1]} tensor", _median_times({
+        old: lambda: torch.rand(shape, generator=torch.Generator().manual_seed(2)),
+        "counter hash, rank_uniforms (in use)": lambda: random_drop.rank_uniforms(key, numel),
+    }, rounds), old)
 
 
 def mask_table(numel: int, rounds: int) -> None:
@@ -118,27 +223,23 @@ def build_table(name: str, work: Path, builds: int) -> None:
     merger = LiveMerger(experts, base=str(base))
     live = merger.new_model()
     build = load_recipe_dict(cfg)
-    in_use = random_drop._fill_from_stream
 
-    def with_draw(fill) -> Callable[[], float]:
-        # swaps the per-stream fill only: the split into streams stays the one in use
-        def run() -> float:
-            random_drop._fill_from_stream = fill
-            try:
-                return merger.build(build, live)
-            finally:
-                random_drop._fill_from_stream = in_use
-        return run
+    def build_once() -> float:
+        return merger.build(build, live)
 
+    old = "numpy SFC64 draw (replaced)"
     _table(f"dare_ties in-memory builds of {name}, {builds} each", _median_times({
-        "numpy SFC64 draw (in use)": with_draw(in_use),
-        "torch Mersenne Twister draw": with_draw(_torch_fill),
-    }, builds), "torch Mersenne Twister draw")
+        old: with_first_bytes(sfc64_first_bytes, build_once),
+        "counter-hash draw (in use)": build_once,
+    }, builds), old)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--words", type=int, default=62_000_000, help="words per draw")
+    ap.add_argument("--entries-drawn", type=int, default=256 << 20,
+                    help="entries (bytes) per DARE draw")
+    ap.add_argument("--layers", type=int, default=8, help="SmolLM2 layers sparsified")
+    ap.add_argument("--della-shape", type=int, nargs=2, default=(4096, 4096))
     ap.add_argument("--entries", type=int, default=64 << 20, help="entries per mask walk")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--set", help="also time whole builds of this merge_throughput set")
@@ -147,7 +248,9 @@ def main() -> None:
     args = ap.parse_args()
     print(f"torch {torch.__version__}, numpy {np.__version__}, "
           f"threads {torch.get_num_threads()}")
-    draw_table(args.words, args.rounds)
+    draw_table(args.entries_drawn, args.rounds)
+    layers_table(args.layers, args.rounds)
+    della_table(tuple(args.della_shape), args.rounds)
     mask_table(args.entries, args.rounds)
     if args.set:
         build_table(args.set, args.work, args.builds)

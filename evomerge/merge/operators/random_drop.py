@@ -57,9 +57,9 @@ def keep_level(density: float) -> int:
     return min(KEEP_LEVELS - 1, max(1, round(density * KEEP_LEVELS)))
 
 
-#: CPU draws of at least this many 32-bit hashes are split into ``CPU_PARTS`` parts, each
-#: computed on its own thread; the numbers do not depend on the split
-PARALLEL_WORDS = 1 << 16
+#: CPU draws of at least this many 32-bit hashes (512K entries of DARE) are split into
+#: ``CPU_PARTS`` parts, each computed on its own thread; the numbers do not depend on it
+PARALLEL_WORDS = 1 << 17
 CPU_PARTS = 2
 
 
