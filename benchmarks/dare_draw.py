@@ -37,9 +37,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from evomerge.merge.engine import MergeContext
 from evomerge.merge.operators import random_drop
 from evomerge.merge.operators.seeding import DrawKey, next_key, tensor_seed
-from evomerge.merge.operators.side_by_side import each
+from evomerge.merge.operators.side_by_side import each as one_after_another
+
+#: the thread pool a builder lends the operators (two threads here: DARE's two parts)
+POOL = MergeContext()
 
 
 def _median_times(variants: dict[str, Callable[[], object]],
@@ -66,10 +70,6 @@ def _table(title: str, times: dict[str, tuple[float, float]], reference: str) ->
               f"{fastest / ref_min:.2f}x |")
 
 
-def _serial(fn, *iterables):
-    return [fn(*args) for args in zip(*iterables)]
-
-
 # --- the draw DARE used before the counter-based one, kept here to time it ---------------
 
 #: 64-bit words an SFC64 stream drew per call
@@ -88,7 +88,7 @@ def sfc64_fill(words: torch.Tensor, seed: int) -> None:
 
 
 def sfc64_lanes(numel: int, generator: torch.Generator, words: torch.Tensor,
-                run=each) -> torch.Tensor:
+                run=POOL.each) -> torch.Tensor:
     """The replaced CPU draw: two SFC64 streams seeded from ``generator`` for a long
     draw, one per half of ``words``, run side by side by ``run``."""
     count = 1 if words.numel() < SFC64_PARALLEL_WORDS else 2
@@ -109,12 +109,12 @@ def draw_table(numel: int, rounds: int) -> None:
     _table(f"DARE's random bytes for {numel / 1e6:.0f}M entries", _median_times({
         old: lambda: sfc64_lanes(numel, torch.Generator().manual_seed(1), words),
         "counter hash, 2 parts on 2 threads (in use)":
-            lambda: random_drop.first_bytes(key, numel, words=words),
-        "numpy SFC64, 2 streams on 1 thread":
-            lambda: sfc64_lanes(numel, torch.Generator().manual_seed(1), words, _serial),
-        "counter hash, 2 parts on 1 thread":
-            lambda: random_drop.first_bytes(key, numel, words=words, each=_serial),
-        "torch Mersenne Twister, 2 threads": lambda: each(_torch_fill, halves, [1, 2]),
+            lambda: random_drop.first_bytes(key, numel, words=words, each=POOL.each),
+        "numpy SFC64, 2 streams on 1 thread": lambda: sfc64_lanes(
+            numel, torch.Generator().manual_seed(1), words, one_after_another),
+        "counter hash, 2 parts on 1 thread": lambda: random_drop.first_bytes(
+            key, numel, words=words, each=one_after_another),
+        "torch Mersenne Twister, 2 threads": lambda: POOL.each(_torch_fill, halves, [1, 2]),
     }, rounds), old)
 
 
@@ -124,7 +124,7 @@ SMOLLM2_LAYER = [(576, 576), (192, 576), (192, 576), (576, 576), (1536, 576), (1
 
 
 def sfc64_first_bytes(key: DrawKey, numel: int, device="cpu", words=None, *,
-                      each=each) -> torch.Tensor:
+                      each=POOL.each) -> torch.Tensor:
     """``random_drop.first_bytes`` with the replaced draw, for swapping in."""
     if words is None:
         words = torch.empty(random_drop.lane_words(numel), dtype=torch.int64)
@@ -150,7 +150,7 @@ def layers_table(layers: int, rounds: int) -> None:
 
     def sparsify_all() -> None:
         for i, tau in enumerate(taus):
-            random_drop.drop_random(tau, 0.3, tensor_seed(0, str(i)), "l1")
+            random_drop.drop_random(tau, 0.3, tensor_seed(0, str(i)), "l1", each=POOL.each)
 
     old = "numpy SFC64 draw (replaced)"
     _table(f"drop_random over {layers} SmolLM2-135M layers' tensors ({len(taus)} calls)",
@@ -166,7 +166,8 @@ def della_table(shape: tuple[int, int], rounds: int) -> None:
     old = "torch.rand with a generator (replaced)"
     _table(f"DELLA's uniforms for a {shape[0]}x{shape[1]} tensor", _median_times({
         old: lambda: torch.rand(shape, generator=torch.Generator().manual_seed(2)),
-        "counter hash, rank_uniforms (in use)": lambda: random_drop.rank_uniforms(key, numel),
+        "counter hash, rank_uniforms on 2 threads (in use)":
+            lambda: random_drop.rank_uniforms(key, numel, each=POOL.each),
     }, rounds), old)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from evomerge.merge.engine import MergeContext
 from evomerge.merge.operators import random_drop, seeding
 from evomerge.merge.operators.random_drop import (
     KEEP_LEVELS, PARALLEL_WORDS, dare_keeps_reference, drop_by_rank, drop_random,
@@ -135,7 +136,10 @@ def test_long_dare_draws_in_parts_equal_the_unsplit_torch_path(monkeypatch):
 
     on_cpu = first_bytes(KEY, numel, each=serial).clone()
     assert len(calls) == 1 and len(calls[0][0]) == random_drop.CPU_PARTS
-    assert torch.equal(on_cpu, first_bytes(KEY, numel))  # the pool in use, same bits
+    with MergeContext() as ctx:  # the parts side by side on a builder's pool: same bits
+        assert torch.equal(on_cpu, first_bytes(KEY, numel, each=ctx.each))
+        assert torch.equal(rank_uniforms(KEY, numel, each=ctx.each),
+                           rank_uniforms(KEY, numel, each=serial))
     monkeypatch.setattr(random_drop, "numpy_draws", lambda device: False)
     assert torch.equal(on_cpu, first_bytes(KEY, numel))
     # around the parts' boundary and the ends, against the formula itself

@@ -35,7 +35,8 @@ from evomerge.merge.operators.sparse import SparseDelta, dense, kept_times, resc
 from evomerge.merge.operators.spec import in_compute_dtype
 
 Rescale = Literal["none", "l1", "probability"]
-#: a parallel map, ``each(fn, *iterables) -> list``, like :func:`side_by_side.each`
+#: a map ``each(fn, *iterables) -> list``: :func:`side_by_side.each` (one call after
+#: another) by default; a builder passes its context's pool (``MergeContext.each``)
 Each = Callable[..., list]
 
 #: DARE's keep probability is quantised to multiples of 2**-16, and the realised
@@ -58,7 +59,8 @@ def keep_level(density: float) -> int:
 
 
 #: CPU draws of at least this many 32-bit hashes (512K entries of DARE) are split into
-#: ``CPU_PARTS`` parts, each computed on its own thread; the numbers do not depend on it
+#: ``CPU_PARTS`` parts, run by the ``each`` map given (side by side on a pool); the
+#: numbers do not depend on the split
 PARALLEL_WORDS = 1 << 17
 CPU_PARTS = 2
 
@@ -88,8 +90,8 @@ def first_bytes(key: DrawKey, numel: int, device: torch.device | str = "cpu",
     """Byte ``i % 4`` of ``counter_hash(key.stream(0), i // 4)`` for i < ``numel``, as uint8.
 
     Drawn into ``words`` when given (at least ``lane_words(numel)`` int64 entries), on its
-    device. On CPU the hashes are computed in numpy, in two parts on threads for long
-    draws (run by ``each``); elsewhere in torch ops.
+    device. On CPU the hashes are computed in numpy (which releases the GIL), a long draw
+    in two parts run by ``each``; elsewhere in torch ops.
     """
     if words is None:
         words = torch.empty(lane_words(numel), dtype=torch.int64, device=device)
@@ -113,7 +115,8 @@ def _first_bytes_numpy(key: DrawKey, numel: int, words: torch.Tensor, each: Each
 
 
 def _hash_range_parts(stream: tuple[int, int], out: np.ndarray, each: Each) -> None:
-    """``hash_range_numpy(stream, 0, out)``, in parts on threads when ``out`` is long."""
+    """``hash_range_numpy(stream, 0, out)``, in ``CPU_PARTS`` parts run by ``each`` when
+    ``out`` is long."""
     if out.size < PARALLEL_WORDS:
         hash_range_numpy(stream, 0, out)
         return
