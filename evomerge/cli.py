@@ -37,7 +37,13 @@ class LazyGroup(click.Group):
     lazy = {"zoo": ("evomerge.zoo.cli:zoo",
                     "The toy model zoo: tiny Llama models and local tasks built here."),
             "space": ("evomerge.space.cli:space",
-                      "Search spaces: show their genes, decode points into recipes.")}
+                      "Search spaces: show their genes, decode points into recipes."),
+            "run": ("evomerge.campaign.cli:run",
+                    "Search the merges of a campaign file; every candidate is a trial."),
+            "resume": ("evomerge.campaign.cli:resume",
+                       "Continue an interrupted or finished campaign folder."),
+            "status": ("evomerge.campaign.cli:status",
+                       "Evaluations, failures and the best candidate of a campaign.")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])

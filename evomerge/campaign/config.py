@@ -1,0 +1,239 @@
+"""The campaign file: which models, which space, which optimizer, how to score, how long.
+
+A campaign file (``format: evomerge/campaign-v1``) holds::
+
+    name: toy-ties                       # the study's name
+    models: {base: runs/zoo/models/base, sources: [runs/zoo/models/expert_add, ...]}
+    space: ../../search_spaces/ties_layerwise.yaml   # a file (relative to this file) or inline
+    optimizer: {name: cma, options: {popsize: 6}}
+    evaluation: {lm_eval: {include_paths: [...], search_tasks: [...]}}
+    objectives: [score]                  # optional: which evaluation objectives to optimise
+    budget: {evaluations: 100, hours: 8} # either or both
+    executor: {kind: local, workers: 1, device: auto}
+    seed: 0
+
+Model folders and evaluation paths are read from the working directory, as recipes and
+lm-eval read them; the space file from the campaign file's folder. :func:`load_campaign`
+checks everything a campaign needs before any model is loaded: every field, the model
+folders, the space bound to the models, the evaluation section against lm-eval's task
+index (a report task on the data of a search task is refused there), and the optimizer's
+options with the optimizer's own checks.
+
+>>> from evomerge.errors import ConfigError
+>>> try:
+...     CampaignConfig.from_dict({"format": "evomerge/campaign-v1", "name": "x",
+...         "models": {"sources": ["a"]}, "space": {}, "optimizer": {"name": "cma"},
+...         "evaluation": {}, "budget": {"evaluations": 0}}, "c.yaml")
+... except ConfigError as err:
+...     print(err)
+c.yaml: field 'budget.evaluations' = 0: Input should be greater than 0
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+from evomerge.config_io import read_yaml, validate_config
+from evomerge.errors import ConfigError
+from evomerge.evaluate import (
+    EvaluationConfig,
+    build_search_evaluator,
+    check_evaluation_config,
+    load_evaluation_config,
+)
+from evomerge.evaluate.base import settings_hash
+from evomerge.optim.base import ObjectiveSpec
+from evomerge.optim.registry import build_optimizer
+from evomerge.space import BoundSpace, Space, load_space
+
+CAMPAIGN_FORMAT = "evomerge/campaign-v1"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelsConfig(_Strict):
+    base: str | None = None
+    sources: list[str] = Field(min_length=1)
+
+
+class OptimizerConfig(_Strict):
+    name: str = Field(min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class BudgetConfig(_Strict):
+    evaluations: PositiveInt | None = None
+    hours: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> BudgetConfig:
+        if self.evaluations is None and self.hours is None:
+            raise ValueError("give evaluations, hours or both")
+        return self
+
+
+class ExecutorConfig(_Strict):
+    kind: Literal["local", "ray"] = "local"
+    workers: PositiveInt = 1
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class CampaignConfig(_Strict):
+    """The parsed campaign file (paths as written; :func:`load_campaign` resolves them)."""
+
+    format: Literal["evomerge/campaign-v1"]
+    name: str = Field(min_length=1)
+    models: ModelsConfig
+    space: str | dict[str, Any]
+    optimizer: OptimizerConfig
+    evaluation: dict[str, Any]
+    objectives: list[str] | None = Field(default=None, min_length=1)
+    budget: BudgetConfig
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], file: Path | str | None = None) -> CampaignConfig:
+        return validate_config(cls, data, file)
+
+
+@dataclass
+class Campaign:
+    """A checked campaign: the config with paths resolved, the bound space, the
+    evaluation section and the objectives the optimizer works on."""
+
+    config: CampaignConfig
+    file: Path | None
+    space: BoundSpace
+    evaluation: EvaluationConfig
+    objectives: ObjectiveSpec
+
+    @property
+    def base(self) -> str | None:
+        return self.config.models.base
+
+    @property
+    def sources(self) -> list[str]:
+        return list(self.config.models.sources)
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """The campaign as it runs: absolute paths, the space inline; loading it again
+        from any folder gives the same campaign."""
+        return self.config.model_dump(mode="json", exclude_none=True)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.resolved_dict(), sort_keys=False)
+
+    def config_hash(self) -> str:
+        return settings_hash(self.resolved_dict())
+
+    def build_optimizer(self):
+        opt = self.config.optimizer
+        return build_optimizer(opt.name, self.space.dim, self.objectives, self.config.seed,
+                               **opt.options)
+
+
+def load_campaign(path: Path | str, overrides: dict[str, Any] | None = None) -> Campaign:
+    """Read and check a campaign file; ``overrides`` maps dotted fields to values (the
+    command line's ``--budget`` is ``{"budget.evaluations": N}``)."""
+    data = read_yaml(path)
+    for dotted, value in (overrides or {}).items():
+        _set(data, dotted, value)
+    return campaign_from_dict(data, Path(path))
+
+
+def campaign_from_dict(data: dict[str, Any], file: Path | None = None) -> Campaign:
+    """Check a campaign mapping completely (see the module docstring); nothing is loaded
+    but the models' tensor names and lm-eval's task index."""
+    config = CampaignConfig.from_dict(copy.deepcopy(data), file)
+    here = file.parent if file is not None else Path(".")
+    config.models.base = _model_folder(config.models.base, file, "models.base")
+    config.models.sources = [_model_folder(s, file, f"models.sources[{i}]")
+                             for i, s in enumerate(config.models.sources)]
+    if isinstance(config.space, str):
+        space_file = (here / config.space).resolve()
+        space = load_space(space_file)
+        config.space = read_yaml(space_file)
+    else:
+        space = Space.from_dict(config.space, file)
+        space_file = file
+    bound = space.bind(config.models.base, config.models.sources, file=space_file)
+
+    evaluation = load_evaluation_config(config.evaluation, file or "<config>")
+    evaluation = _absolute_paths(evaluation)
+    config.evaluation = evaluation.model_dump(mode="json", exclude_defaults=True)
+    check_evaluation_config(evaluation, file or "<config>")
+    evaluator = build_search_evaluator(evaluation, file or "<config>",
+                                       reference_state=_never_read)
+    objectives = _objectives(evaluator.objectives(), config.objectives, file)
+    campaign = Campaign(config, file, bound, evaluation, objectives)
+    try:
+        campaign.build_optimizer()
+    except ConfigError as exc:
+        raise ConfigError(file, exc.field, exc.value, exc.rule) from None
+    return campaign
+
+
+def _objectives(available: dict[str, str], chosen: list[str] | None,
+                file: Path | None) -> ObjectiveSpec:
+    """The objectives to optimise: those named, else ``score`` where the evaluation has
+    it, else all of them."""
+    if chosen is None:
+        chosen = ["score"] if "score" in available else list(available)
+    unknown = [n for n in chosen if n not in available]
+    if unknown:
+        raise ConfigError(file, "objectives", unknown,
+                          f"the evaluation reports only {sorted(available)}")
+    return ObjectiveSpec(tuple(chosen), tuple(available[n] for n in chosen))
+
+
+def _never_read() -> Any:  # pragma: no cover - the check never scores a model
+    raise RuntimeError("the campaign check reads no model weights")
+
+
+def _model_folder(folder: str | None, file: Path | None, field: str) -> str | None:
+    if folder is None:
+        return None
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise ConfigError(file, field, folder, "no such model folder")
+    if not (path / "config.json").is_file():
+        raise ConfigError(file, field, folder, "not a model folder (it has no config.json)")
+    return str(path.resolve())
+
+
+def _absolute_paths(evaluation: EvaluationConfig) -> EvaluationConfig:
+    """The evaluation section with its working-directory paths made absolute."""
+    update: dict[str, Any] = {}
+    if evaluation.lm_eval is not None:
+        update["lm_eval"] = evaluation.lm_eval.model_copy(update={"include_paths": [
+            str(Path(p).resolve()) for p in evaluation.lm_eval.include_paths]})
+    update["perplexity"] = [p.model_copy(update={"path": str(Path(p.path).resolve())})
+                            for p in evaluation.perplexity]
+    python = []
+    for fn in evaluation.python:
+        module, _, name = fn.function.rpartition(":")
+        if module.endswith(".py"):
+            fn = fn.model_copy(update={"function": f"{Path(module).resolve()}:{name}"})
+        python.append(fn)
+    update["python"] = python
+    return evaluation.model_copy(update=update)
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = data
+    for key in parents:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = node[key] = {}
+        node = child
+    node[last] = value

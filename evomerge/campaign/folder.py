@@ -1,0 +1,92 @@
+"""A campaign folder ``OUT``: what a run leaves there and how a resume finds it again.
+
+::
+
+    OUT/campaign.yaml     the campaign as it ran (absolute paths, the space inline)
+    OUT/run.json          the study's name and storage URL (null: OUT/study.journal)
+    OUT/study.journal     the record (optuna JournalFileBackend), unless a URL was given
+    OUT/optimizer.json    the optimizer's state after its last ask or tell
+
+Derived files are written to a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evomerge.campaign.config import Campaign, campaign_from_dict
+from evomerge.campaign.study import JOURNAL, StudyRecord, storage_url
+from evomerge.config_io import read_yaml
+from evomerge.errors import ConfigError
+
+CAMPAIGN_FILE = "campaign.yaml"
+RUN_FILE = "run.json"
+OPTIMIZER_FILE = "optimizer.json"
+RUN_FORMAT = "evomerge/run-v1"
+
+
+@dataclass
+class CampaignFolder:
+    out: Path
+    campaign: Campaign
+    storage: str | None  # None: the folder's own journal
+
+    @property
+    def url(self) -> str:
+        return storage_url(self.out, self.storage)
+
+    def open_record(self, create: bool = False) -> StudyRecord:
+        name = self.campaign.config.name
+        if not create:
+            return StudyRecord.open(self.url, name)
+        attrs = {"config_hash": self.campaign.config_hash(), "format": RUN_FORMAT,
+                 "objectives": list(self.campaign.objectives.names),
+                 "seed": self.campaign.config.seed, "versions": StudyRecord.versions()}
+        return StudyRecord.open(self.url, name, list(self.campaign.objectives.directions),
+                                attrs)
+
+    def save_optimizer(self, state: dict[str, Any]) -> None:
+        write_atomic(self.out / OPTIMIZER_FILE, json.dumps(state))
+
+    def load_optimizer(self) -> dict[str, Any] | None:
+        path = self.out / OPTIMIZER_FILE
+        return json.loads(path.read_text()) if path.is_file() else None
+
+
+def new_folder(out: Path | str, campaign: Campaign, storage: str | None) -> CampaignFolder:
+    """Prepare ``out`` for a new campaign; refuses a folder holding another one."""
+    out = Path(out)
+    if (out / CAMPAIGN_FILE).exists() or (out / RUN_FILE).exists() or (out / JOURNAL).exists():
+        raise ConfigError(None, "--out", str(out),
+                          "the folder holds a campaign already: continue it with "
+                          f"`evomerge resume {out}`, or choose another folder")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(None, "--out", str(out), "is a file, not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / CAMPAIGN_FILE, campaign.to_yaml())
+    write_atomic(out / RUN_FILE, json.dumps({"format": RUN_FORMAT, "storage": storage,
+                                             "study": campaign.config.name,
+                                             "config_hash": campaign.config_hash()},
+                                            indent=2))
+    return CampaignFolder(out, campaign, storage)
+
+
+def open_folder(out: Path | str) -> CampaignFolder:
+    """The campaign folder ``out`` as a run left it (its campaign checked again)."""
+    out = Path(out)
+    if not (out / RUN_FILE).is_file() or not (out / CAMPAIGN_FILE).is_file():
+        raise ConfigError(None, "DIR", str(out),
+                          f"not a campaign folder (it has no {RUN_FILE} and {CAMPAIGN_FILE})")
+    run = json.loads((out / RUN_FILE).read_text())
+    campaign = campaign_from_dict(read_yaml(out / CAMPAIGN_FILE), out / CAMPAIGN_FILE)
+    return CampaignFolder(out, campaign, run.get("storage"))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,227 @@
+"""The campaign loop: ask, decode, submit, tell as results arrive, record every trial.
+
+The optimizer only proposes and learns; the space decodes points into recipes; the
+executor builds and scores them; the study records each candidate as a trial. The loop
+stops when the budget of evaluations or hours is spent, or on Ctrl-C (the trials in
+flight stay RUNNING; a resume runs them again).
+
+A recipe evaluated before (same content hash) is not evaluated again: its recorded
+result is told for the new candidate, whose trial says ``reused_from``. Reused results
+do not count against the budget of evaluations.
+
+Resuming (``resume=True``) rebuilds the optimizer from its saved state and tells it
+every finished trial of the study again (a no-op for those it knew); trials left RUNNING
+by an interrupted run are evaluated again under their own trial numbers; nothing
+finished is evaluated again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from evomerge.campaign.folder import CampaignFolder
+from evomerge.campaign.study import StudyRecord
+from evomerge.execute.base import Executor
+from evomerge.optim.base import Optimizer
+from evomerge.records import Candidate, Fitness
+
+#: consecutive reused recipes after which the loop decides the optimizer has converged
+REUSE_LIMIT = 200
+
+
+@dataclass
+class LoopStatus:
+    """What the progress display shows, updated after every result."""
+
+    evaluations: int = 0
+    budget: int | None = None
+    hours: float | None = None
+    running: int = 0
+    failures: int = 0
+    reused: int = 0
+    elapsed_s: float = 0.0
+    best_value: float | None = None
+    best_uid: str | None = None
+    objective: str = ""
+    run_evaluations: int = 0
+    run_s: float = 0.0
+    stopped: str | None = None
+
+    @property
+    def per_hour(self) -> float:
+        return 3600.0 * self.run_evaluations / self.run_s if self.run_s > 0 else 0.0
+
+
+@dataclass
+class _InFlight:
+    candidate: Candidate
+    number: int
+    recipe_hash: str
+    waiting: list[tuple[Candidate, int]] = field(default_factory=list)
+
+
+class CampaignLoop:
+    """Runs one campaign folder with one executor until the budget is spent."""
+
+    def __init__(self, folder: CampaignFolder, executor: Executor,
+                 progress: Callable[[LoopStatus], None] | None = None,
+                 reuse_limit: int = REUSE_LIMIT):
+        self.folder, self.executor, self.progress = folder, executor, progress
+        self.reuse_limit = reuse_limit
+        self.campaign = folder.campaign
+        self.space = self.campaign.space
+        self.genes = [g.name for g in self.space.genes]
+        self.budget = self.campaign.config.budget
+        self.status = LoopStatus(budget=self.budget.evaluations, hours=self.budget.hours,
+                                 objective=self.campaign.objectives.names[0])
+
+    def run(self, resume: bool = False) -> LoopStatus:
+        record = self.folder.open_record(create=True)
+        optimizer = self._optimizer(record, resume)
+        self.record, self.optimizer = record, optimizer
+        self._done: dict[str, tuple[str, Fitness]] = {}
+        self._inflight: dict[str, _InFlight] = {}
+        self._by_hash: dict[str, _InFlight] = {}
+        self._queue: deque[tuple[Candidate, int]] = deque()
+        self._restore(record.trials())
+        prior_s = float(record.user_attrs.get("elapsed_s", 0.0))
+        start = time.monotonic()
+        self._clock = lambda: prior_s + time.monotonic() - start
+        self._run_start = start
+        reuse_streak = 0
+        try:
+            while True:
+                while (self.executor.pending < self.executor.workers
+                       and self._may_submit(reuse_streak)):
+                    reuse_streak = 0 if self._next() else reuse_streak + 1
+                if self.executor.pending == 0 and not self._inflight:
+                    self.status.stopped = self._stop_reason(reuse_streak)
+                    break
+                for uid, fitness in self.executor.results(timeout=1.0):
+                    self._finish(uid, fitness)
+                self._report()
+        except KeyboardInterrupt:
+            self.status.stopped = "interrupted"
+        finally:
+            self.executor.close()
+            record.set_attr("elapsed_s", self._clock())
+            self.folder.save_optimizer(optimizer.state_dict())
+        self._report()
+        return self.status
+
+    # -- restoring -------------------------------------------------------------------
+
+    def _optimizer(self, record: StudyRecord, resume: bool) -> Optimizer:
+        optimizer = self.campaign.build_optimizer()
+        state = self.folder.load_optimizer() if resume else None
+        if state is not None:
+            optimizer.load_state_dict(state)
+        return optimizer
+
+    def _restore(self, trials) -> None:
+        finished = [t for t in trials if t.done and t.fitness is not None]
+        self.optimizer.tell([(t.candidate, t.fitness) for t in finished])
+        for t in finished:
+            if t.reused_from:
+                self.status.reused += 1
+            else:
+                self.status.evaluations += 1
+                self.status.failures += not t.fitness.is_ok
+                if t.recipe_hash:
+                    self._done[t.recipe_hash] = (t.candidate.uid, t.fitness)
+        for t in trials:
+            if t.state == "RUNNING":
+                self._queue.append((t.candidate, t.number))
+        self._update_best()
+
+    # -- submitting ------------------------------------------------------------------
+
+    def _may_submit(self, reuse_streak: int) -> bool:
+        return self._stop_reason(reuse_streak) is None
+
+    def _stop_reason(self, reuse_streak: int) -> str | None:
+        if self.budget.evaluations is not None and (
+                self.status.evaluations + len(self._inflight) >= self.budget.evaluations):
+            return "budget"
+        if self.budget.hours is not None and self._clock() >= 3600.0 * self.budget.hours:
+            return "hours"
+        if reuse_streak >= self.reuse_limit:
+            return "converged"
+        return None
+
+    def _next(self) -> bool:
+        """Dispatch one candidate; False when its result was reused."""
+        if self._queue:
+            candidate, number = self._queue.popleft()
+        else:
+            candidate, number = self.optimizer.ask(1)[0], None
+        try:
+            recipe, clipped = self.space.decode(candidate.x)
+        except Exception as exc:  # a point the space cannot decode is a failed trial
+            number = self._start(candidate, None, number)
+            self.status.evaluations += 1
+            self.status.failures += 1
+            self._close(candidate, number, Fitness.failed(f"decode failed: {exc}"))
+            return True
+        meta = dict(candidate.meta)
+        if clipped:
+            meta["clipped"] = [c.to_dict() for c in clipped]
+        candidate = replace(candidate, recipe=recipe.to_dict(), meta=meta)
+        digest = recipe.content_hash()
+        if digest in self._done:
+            uid, fitness = self._done[digest]
+            number = self._start(candidate, digest, number)
+            self._close(candidate, number, fitness, reused_from=uid)
+            return False
+        number = self._start(candidate, digest, number)
+        if digest in self._by_hash:
+            self._by_hash[digest].waiting.append((candidate, number))
+            return False
+        flight = _InFlight(candidate, number, digest)
+        self._inflight[candidate.uid] = self._by_hash[digest] = flight
+        self.executor.submit(candidate.uid, candidate.recipe)
+        return True
+
+    def _start(self, candidate: Candidate, digest: str | None, number: int | None) -> int:
+        if number is None:
+            number = self.record.start(candidate, self.genes, digest)
+            self.folder.save_optimizer(self.optimizer.state_dict())
+        return number
+
+    # -- results ---------------------------------------------------------------------
+
+    def _finish(self, uid: str, fitness: Fitness) -> None:
+        flight = self._inflight.pop(uid)
+        self._by_hash.pop(flight.recipe_hash, None)
+        self.status.evaluations += 1
+        self.status.run_evaluations += 1
+        self.status.failures += not fitness.is_ok
+        self._done[flight.recipe_hash] = (uid, fitness)
+        self._close(flight.candidate, flight.number, fitness)
+        for candidate, number in flight.waiting:
+            self._close(candidate, number, fitness, reused_from=uid)
+
+    def _close(self, candidate: Candidate, number: int, fitness: Fitness,
+               reused_from: str | None = None) -> None:
+        self.record.finish(number, fitness, self.campaign.objectives, reused_from)
+        if reused_from:
+            self.status.reused += 1
+        self.optimizer.tell([(candidate, fitness)])
+        self.folder.save_optimizer(self.optimizer.state_dict())
+        self._update_best()
+
+    def _update_best(self) -> None:
+        best = self.optimizer.best()
+        if best is not None:
+            self.status.best_value = best.fitness.objectives[self.status.objective]
+            self.status.best_uid = best.candidate.uid
+
+    def _report(self) -> None:
+        self.status.running = len(self._inflight)
+        self.status.elapsed_s = self._clock()
+        self.status.run_s = time.monotonic() - self._run_start
+        if self.progress is not None:
+            self.progress(self.status)

@@ -1,0 +1,188 @@
+"""The campaign's record: an optuna study, one trial per candidate.
+
+A trial holds the candidate's genes as parameters (``FloatDistribution(0, 1)`` per gene
+name, clipped onto the box; the exact point is in the ``candidate`` attribute), is
+RUNNING while evaluated, COMPLETE with the objective values, FAIL with the error. User
+attributes: ``uid``, ``recipe_hash``, ``metrics`` (every objective the evaluation
+reported), ``merge_s``, ``eval_s``, ``worker``, ``error``, ``reused_from`` (a recipe
+evaluated before), and ``candidate`` / ``fitness`` / ``sample_scores`` as JSON text, from
+which a resumed campaign restores its records exactly. The study's own attributes hold
+the campaign's config hash and the package versions.
+
+The default storage is optuna's ``JournalFileBackend`` file ``OUT/study.journal``
+(append-only, locked, survives a killed process); any optuna storage URL works too, and
+``optuna-dashboard OUT/study.journal`` shows a campaign live. optuna is imported here only.
+
+>>> # record = StudyRecord.open("runs/c", "toy", ["maximize"])
+>>> # number = record.start(candidate, genes, recipe_hash)
+>>> # record.finish(number, fitness, objectives)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from evomerge.optim.base import ObjectiveSpec
+from evomerge.records import Candidate, Fitness
+
+JOURNAL = "study.journal"
+
+
+@dataclass
+class TrialRecord:
+    """One trial as the campaign reads it back."""
+
+    number: int
+    state: str  # RUNNING | COMPLETE | FAIL | PRUNED | WAITING
+    candidate: Candidate
+    fitness: Fitness | None
+    recipe_hash: str | None
+    reused_from: str | None
+    worker: str | None
+    started: Any
+    finished: Any
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("COMPLETE", "FAIL", "PRUNED")
+
+
+def storage_url(out: Path | str, storage: str | None = None) -> str:
+    """The storage a campaign folder uses: ``storage`` when given, else its journal."""
+    return storage or f"journal:{Path(out).resolve() / JOURNAL}"
+
+
+def _storage(url: str):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:"):]))
+    return optuna.storages.get_storage(url)
+
+
+class StudyRecord:
+    """A campaign's optuna study: start, finish and read back trials."""
+
+    def __init__(self, storage, study, name: str):
+        self.storage, self.study, self.name = storage, study, name
+        self.study_id = storage.get_study_id_from_name(name)
+
+    @classmethod
+    def open(cls, url: str, name: str, directions: list[str] | None = None,
+             attrs: dict[str, Any] | None = None) -> StudyRecord:
+        """Open the study ``name`` at ``url``; ``directions`` given: create it when missing."""
+        import optuna
+
+        storage = _storage(url)
+        if directions is None:
+            study = optuna.load_study(study_name=name, storage=storage)
+        else:
+            study = optuna.create_study(study_name=name, storage=storage,
+                                        directions=list(directions), load_if_exists=True)
+        record = cls(storage, study, name)
+        for key, value in (attrs or {}).items():
+            if study.user_attrs.get(key) != value:
+                study.set_user_attr(key, value)
+        return record
+
+    @staticmethod
+    def versions() -> dict[str, str]:
+        return {p: version(p) for p in ("evomerge", "optuna", "torch", "transformers")}
+
+    # -- writing ---------------------------------------------------------------------
+
+    def start(self, candidate: Candidate, genes: list[str], recipe_hash: str | None) -> int:
+        """A RUNNING trial for ``candidate``; returns its number."""
+        from optuna.distributions import FloatDistribution
+        from optuna.trial import TrialState, create_trial
+
+        params, dists = {}, {}
+        if candidate.x is not None:
+            for name, value in zip(genes, candidate.x):
+                params[name] = min(max(float(value), 0.0), 1.0)
+                dists[name] = FloatDistribution(0.0, 1.0)
+        template = create_trial(state=TrialState.RUNNING, params=params, distributions=dists,
+                                user_attrs={"uid": candidate.uid, "recipe_hash": recipe_hash,
+                                            "candidate": _json(_slim(candidate))})
+        trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
+        return self.storage.get_trial(trial_id).number
+
+    def finish(self, number: int, fitness: Fitness, objectives: ObjectiveSpec,
+               reused_from: str | None = None) -> None:
+        """Close a trial: COMPLETE with the objective values, FAIL or PRUNED."""
+        from optuna.trial import TrialState
+
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+        attrs = {
+            "metrics": dict(fitness.objectives),
+            "merge_s": fitness.timings.get("merge_s"),
+            "eval_s": fitness.timings.get("eval_s"),
+            "worker": fitness.worker,
+            "fitness": _json({**fitness.to_dict(), "sample_scores": {}}),
+            "sample_scores": _json(fitness.sample_scores),
+        }
+        if fitness.error:
+            attrs["error"] = fitness.error
+        if reused_from:
+            attrs["reused_from"] = reused_from
+        for key, value in attrs.items():
+            self.storage.set_trial_user_attr(trial_id, key, value)
+        if fitness.is_ok:
+            values = [float(fitness.objectives[n]) for n in objectives.names]
+            self.study.tell(number, values, state=TrialState.COMPLETE)
+        else:
+            state = TrialState.PRUNED if fitness.status == "pruned" else TrialState.FAIL
+            self.study.tell(number, state=state)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def trials(self) -> list[TrialRecord]:
+        return [_read_trial(t) for t in self.study.get_trials(deepcopy=False)]
+
+    @property
+    def user_attrs(self) -> dict[str, Any]:
+        return self.study.user_attrs
+
+    def set_attr(self, key: str, value: Any) -> None:
+        self.study.set_user_attr(key, value)
+
+
+def _read_trial(trial) -> TrialRecord:
+    attrs = trial.user_attrs
+    candidate = Candidate.from_dict(json.loads(attrs["candidate"]))
+    fitness = None
+    if "fitness" in attrs:
+        fitness = Fitness.from_dict(json.loads(attrs["fitness"]))
+        fitness.sample_scores = json.loads(attrs.get("sample_scores", "{}"))
+    return TrialRecord(
+        number=trial.number, state=trial.state.name, candidate=candidate, fitness=fitness,
+        recipe_hash=attrs.get("recipe_hash"), reused_from=attrs.get("reused_from"),
+        worker=attrs.get("worker"), started=trial.datetime_start,
+        finished=trial.datetime_complete)
+
+
+def _slim(candidate: Candidate) -> dict[str, Any]:
+    """The candidate without its recipe (the space decodes it again from ``x``)."""
+    data = candidate.to_dict()
+    data["recipe"] = None
+    return data
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, default=_plain, allow_nan=True)
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    raise TypeError(f"cannot record {type(value).__name__} in the study")
