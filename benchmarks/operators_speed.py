@@ -1,11 +1,12 @@
-"""Merge operators on every tensor of a SmolLM2-135M-shaped model: fast vs. a naive loop.
+"""Merge operators on every tensor of a SmolLM2-135M-shaped model: fast vs. their formulas.
 
 For each method, the time to merge all tensors of the model from three random task
-vectors (the base for slerp) with the registered operator, against a plain per-tensor
-reference written the obvious way (``torch.kthvalue`` for the top-k threshold,
-``torch.bernoulli`` masks, stacked tensors, argsort ranks), and the ratio.
-Both sides get identical inputs; the reference is checked against the operator on one
-tensor first (exactly for deterministic methods, in kept fraction for random ones).
+vectors (the base for slerp) with the registered operator, all tensors sharing one
+MergeContext as a builder's do, against the method's formula in plain torch
+(``evomerge.merge.operators.reference``: stable sorts for the trims, stacked tensors,
+masks drawn as ``torch.rand < p``), and the ratio. Both sides get identical inputs; the
+formula is checked against the operator on one tensor first (random methods given the
+operator's own masks).
 
     python benchmarks/operators_speed.py                 # all methods, 2 threads
     python benchmarks/operators_speed.py --methods ties dare_ties --layers 4
@@ -22,7 +23,9 @@ import time
 
 import torch
 
-from evomerge.merge.operators import OPERATORS, tensor_generator
+from evomerge.merge.engine import MergeContext
+from evomerge.merge.operators import OPERATORS, reference, tensor_generator
+from evomerge.merge.operators.random_drop import drop_by_rank, drop_random
 
 # SmolLM2-135M: hidden 576, MLP 1536, 30 layers, 9 heads / 3 KV heads, vocab 49152, tied head
 SMOLLM2_135M = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536,
@@ -57,100 +60,22 @@ def model_shapes(layers: int | None) -> list[tuple[str, torch.Size]]:
     return [(name, p.shape) for name, p in model.named_parameters()]
 
 
-# --- the naive reference: one tensor at a time, written the obvious way -------------
+# --- the formula side: each method's formula (operators/reference.py), one tensor at a time
 
-def ref_trim(tau, density):
-    if density >= 1:
-        return tau
-    k = max(1, int(density * tau.numel()))
-    mags = tau.abs().reshape(-1)
-    threshold = torch.kthvalue(mags, mags.numel() - k + 1).values
-    return tau * (tau.abs() >= threshold)
-
-
-def ref_outliers(tau, density, gamma):
-    n = tau.numel()
-    keep, top = int(density * n), int(gamma * n)
-    bottom = max(0, n - keep - top)
-    order = torch.argsort(tau.abs().reshape(-1))
-    mask = torch.zeros(n)
-    mask[order[bottom:bottom + keep]] = 1
-    return tau * mask.view(tau.shape)
+def drawn_masks(method, tensors, p, generator):
+    """Keep masks drawn the obvious way (``torch.rand < p``), for the random methods."""
+    if method.startswith("dare"):
+        return [torch.rand(t.shape, generator=generator) < d
+                for t, d in zip(tensors, p["density"])]
+    if method.startswith("della"):
+        return [torch.rand(t.shape, generator=generator)
+                < reference.magprune_probabilities(t, d, e)
+                for t, d, e in zip(tensors, p["density"], p["epsilon"])]
+    return None
 
 
-def ref_l1(tau, kept):
-    before, after = tau.abs().sum(), kept.abs().sum()
-    return kept if before < 1e-7 or after < 1e-7 else kept * (before / after)
-
-
-def ref_dare(tau, density, generator):
-    mask = torch.bernoulli(torch.full_like(tau, density), generator=generator)
-    return ref_l1(tau, tau * mask)
-
-
-def ref_della(tau, density, epsilon, generator):
-    ranks = torch.argsort(torch.argsort(tau.abs(), dim=-1), dim=-1).float()
-    share = ranks / max(1, tau.shape[-1] - 1)
-    probs = density - epsilon + 2 * epsilon * share
-    return ref_l1(tau, tau * torch.bernoulli(probs, generator=generator))
-
-
-def ref_combine(deltas, weights, consensus, normalize):
-    d = torch.stack(deltas) * torch.tensor(weights).view(-1, *[1] * deltas[0].dim())
-    w = torch.tensor(weights).view(-1, *[1] * deltas[0].dim())
-    if consensus:
-        majority = torch.where(d.sum(0) >= 0, 1.0, -1.0)
-        mask = d.sign() == majority
-        merged, divisor = (d * mask).sum(0), (w * mask).sum(0)
-        divisor[divisor == 0] = 1
-    else:
-        merged, divisor = d.sum(0), w.sum(0)
-    return merged / divisor if normalize else merged
-
-
-def ref_slerp(t, a, b):
-    a32, b32 = a.reshape(-1), b.reshape(-1)
-    dot = ((a32 / a32.norm()) * (b32 / b32.norm())).sum().clamp(-1, 1)
-    if dot.abs() > 0.9995:
-        return (1 - t) * a + t * b
-    theta = torch.acos(dot)
-    return (torch.sin((1 - t) * theta) * a + torch.sin(t * theta) * b) / torch.sin(theta)
-
-
-def ref_model_stock(taus):
-    flat = [t.reshape(-1) for t in taus]
-    cos = torch.stack([(a @ b) / (a.norm() * b.norm()).clamp(min=1e-6)
-                       for i, a in enumerate(flat) for b in flat[i + 1:]]).mean()
-    k = len(taus)
-    return k * cos / (1 + (k - 1) * cos) * (sum(taus) / k)
-
-
-def reference(method, tensors, p, generator):
-    w = p.get("weight")
-    if method == "linear":
-        return ref_combine(tensors, w, False, True)
-    if method == "task_arithmetic":
-        return ref_combine(tensors, w, False, False)
-    if method in ("ties", "dare_ties", "dare_linear", "della", "della_linear",
-                  "breadcrumbs", "breadcrumbs_ties"):
-        if method == "ties":
-            kept = [ref_trim(t, d) for t, d in zip(tensors, p["density"])]
-        elif method.startswith("dare"):
-            kept = [ref_dare(t, d, generator) for t, d in zip(tensors, p["density"])]
-        elif method.startswith("della"):
-            kept = [ref_della(t, d, e, generator)
-                    for t, d, e in zip(tensors, p["density"], p["epsilon"])]
-        else:
-            kept = [ref_outliers(t, d, g) for t, d, g in zip(tensors, p["density"], p["gamma"])]
-        return ref_combine(kept, w, not method.endswith(("linear", "breadcrumbs")),
-                           p["normalize"])
-    if method == "slerp":
-        return ref_slerp(p["t"], *tensors)
-    if method == "model_stock":
-        return ref_model_stock(tensors)
-    if method == "passthrough":
-        return tensors[0] * p["scale"][0]
-    raise ValueError(method)
+def formula(method, tensors, p, generator):
+    return reference.merge(method, tensors, p, drawn_masks(method, tensors, p, generator))
 
 
 # --- timing ----------------------------------------------------------------------
@@ -165,32 +90,42 @@ def run(method, shapes, inputs, use_reference: bool) -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process) to merge every tensor once."""
     op = OPERATORS.get(method)
     start, cpu = time.perf_counter(), time.process_time()
-    for name, shape in shapes:
-        tensors = inputs[shape][:op.max_models or 3]
-        params = op.resolve_params(PARAMS[method], len(tensors))
-        generator = tensor_generator(0, name) if op.random else None
-        if use_reference:
-            reference(method, tensors, params, generator)
-        else:
-            op(tensors, params, generator=generator)
+    with MergeContext() as ctx:
+        for name, shape in shapes:
+            tensors = inputs[shape][:op.max_models or 3]
+            params = op.resolve_params(PARAMS[method], len(tensors))
+            generator = tensor_generator(0, name) if op.random else None
+            if use_reference:
+                formula(method, tensors, params, generator)
+            else:
+                op(tensors, params, generator=generator, ctx=ctx)
     return time.perf_counter() - start, time.process_time() - cpu
 
 
+def operator_masks(method, tensors, p, seed):
+    """The masks the operator draws from ``tensor_generator(0, seed)``."""
+    generator = tensor_generator(0, seed)
+    if method.startswith("dare"):
+        return [drop_random(t, d, generator, "none").materialize() != 0
+                for t, d in zip(tensors, p["density"])]
+    return [drop_by_rank(t, d, e, generator, "none").materialize() != 0
+            for t, d, e in zip(tensors, p["density"], p["epsilon"])]
+
+
 def check_agreement(method, inputs) -> str:
-    """Reference and operator agree on one mid-sized tensor."""
+    """Formula and operator agree on one mid-sized tensor (random methods given the
+    operator's masks; the formula in float64)."""
     op = OPERATORS.get(method)
     shape = max((s for s in inputs if len(s) == 2 and s.numel() < 4_000_000),
                 key=lambda s: s.numel())
     tensors = inputs[shape][:op.max_models or 3]
     params = op.resolve_params(PARAMS[method], len(tensors))
     fast = op(tensors, params, generator=tensor_generator(0, "check"))
-    ref = reference(method, tensors, params, tensor_generator(0, "check"))
-    if op.random:  # different draws: compare the kept fraction
-        kept_fast, kept_ref = (fast != 0).float().mean(), (ref != 0).float().mean()
-        return f"kept {kept_fast:.3f} vs {kept_ref:.3f}"
+    masks = operator_masks(method, tensors, params, "check") if op.random else None
+    ref = reference.merge(method, [t.double() for t in tensors], params, masks)
     err = (fast - ref).abs().max().item() / max(ref.abs().max().item(), 1e-30)
     if not err < 1e-5:
-        raise AssertionError(f"{method}: operator and reference differ (rel. {err:.2e})")
+        raise AssertionError(f"{method}: operator and formula differ (rel. {err:.2e})")
     return f"max rel. diff {err:.1e}"
 
 
@@ -208,15 +143,15 @@ def main() -> None:
     print(f"{len(shapes)} tensors, {numel / 1e6:.1f}M parameters, 3 task vectors, "
           f"{args.threads} thread(s), best of {args.repeats}")
     print("wall: elapsed seconds; cpu: CPU seconds of all threads (steadier on a busy host)")
-    print(f"{'method':<18}{'fast wall':>10}{'naive wall':>11}{'ratio':>7}"
-          f"{'fast cpu':>10}{'naive cpu':>10}{'ratio':>7}  check")
+    print(f"{'method':<18}{'fast wall':>10}{'formula wall':>13}{'ratio':>7}"
+          f"{'fast cpu':>10}{'formula cpu':>12}{'ratio':>7}  check")
     for method in args.methods:
         agreement = check_agreement(method, inputs)
         fast = [run(method, shapes, inputs, False) for _ in range(args.repeats)]
         naive = [run(method, shapes, inputs, True) for _ in range(args.repeats)]
         (fw, fc), (nw, nc) = min(fast), min(naive)
-        print(f"{method:<18}{fw:>10.2f}{nw:>11.2f}{nw / fw:>6.1f}x"
-              f"{fc:>10.2f}{nc:>10.2f}{nc / fc:>6.1f}x  {agreement}", flush=True)
+        print(f"{method:<18}{fw:>10.2f}{nw:>13.2f}{nw / fw:>6.1f}x"
+              f"{fc:>10.2f}{nc:>12.2f}{nc / fc:>6.1f}x  {agreement}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The fast operators against their formulas (evomerge.merge.operators.reference).
+"""The fast operators against their formulas (evomerge.merge.operators.reference), which
+are evaluated on float64 copies of the inputs.
 
 Sparsifiers keep exactly the entries the formula keeps. Whole operators agree within
 float rounding (the fast ones sum in another order, in float32, with fused multiply-adds);
@@ -104,7 +105,7 @@ def decided(op, taus, params, masks):
         return None
     if not params.get("rescale", False):
         return torch.ones(taus[0].shape, dtype=torch.bool)
-    deltas = reference.family_sparsified(op.name, taus, params, masks)
+    deltas = reference.family_sparsified(op.name, [t.double() for t in taus], params, masks)
     d = torch.stack([w * x for w, x in zip(params["weight"], deltas)])
     return d.sum(0).abs() > 1e-5 * d.abs().sum(0)
 
@@ -121,7 +122,8 @@ def test_trims_keep_exactly_the_formulas_entries(tau, density, gamma, remembered
     kept = trim_outliers(tau, density, gamma, rescale=False, order=order).materialize()
     assert torch.equal(kept, tau * reference.outlier_mask(tau, density, gamma))
     rescaled = trim_magnitude(tau, density, rescale=True, order=order).materialize()
-    want = reference.l1_rescaled(tau, tau.double() * reference.top_k_mask(tau, density))
+    want = reference.l1_rescaled(tau.double(),
+                                 tau.double() * reference.top_k_mask(tau, density))
     torch.testing.assert_close(rescaled.double(), want, rtol=1e-6, atol=1e-6)
 
 
@@ -135,13 +137,14 @@ def test_random_sparsifiers_follow_the_formula_given_their_mask(tau, density, ep
                        "none").materialize() != 0
     got = drop_random(tau, dare_density, torch.Generator().manual_seed(seed), rescale)
     torch.testing.assert_close(got.materialize().double(),
-                               reference.dare(tau, keep, dare_density, rescale),
+                               reference.dare(tau.double(), keep, dare_density, rescale),
                                rtol=2e-6, atol=1e-6)
     keep = drop_by_rank(tau, density, epsilon, torch.Generator().manual_seed(seed),
                         "none").materialize() != 0
     got = drop_by_rank(tau, density, epsilon, torch.Generator().manual_seed(seed), rescale)
     torch.testing.assert_close(got.materialize().double(),
-                               reference.della(tau, keep, density, epsilon, rescale),
+                               reference.della(tau.double(), keep, density, epsilon,
+                                               rescale),
                                rtol=2e-6, atol=1e-6)
 
 
@@ -171,7 +174,7 @@ def test_every_operator_equals_its_formula(op, data, seed):
     masks = keep_masks(op, taus, params, seed)
     generator = torch.Generator().manual_seed(seed) if op.random else None
     fast = op(taus, params, generator=generator)
-    want = reference.merge(op.name, taus, params, masks)
+    want = reference.merge(op.name, [t.double() for t in taus], params, masks)
     compared = decided(op, taus, params, masks)
     if compared is not None:
         fast, want = fast[compared], want[compared]
@@ -192,5 +195,5 @@ def test_an_exactly_cancelling_sign_sum_is_elected_as_the_formula_says(op, data,
     params = data.draw(params_for(op, 2))
     params.update(weight=[weight, weight], density=[1.0, 1.0])  # every entry sums to 0
     fast = op([tau, -tau], params, generator=torch.Generator().manual_seed(seed))
-    want = reference.merge(op.name, [tau, -tau], params, [tau == tau] * 2)
+    want = reference.merge(op.name, [tau.double(), -tau.double()], params, [tau == tau] * 2)
     torch.testing.assert_close(fast.double(), want, rtol=1e-6, atol=1e-6)

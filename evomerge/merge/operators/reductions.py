@@ -6,7 +6,7 @@ torch's CPU ``linalg.vector_norm`` accumulates float32 serially within each thre
 cosine past its threshold. These walk the tensor a step at a time, sum each step with
 torch's pairwise sums or BLAS dots, and add the steps in float64, so the error stays
 near float32 rounding at any size. On CPU a step's temporaries also stay in the core's
-cache, which makes the L1 norm about twice as fast as ``vector_norm``.
+cache, which makes the L1 norm faster than ``vector_norm`` (benchmarks/RESULTS.md).
 
 >>> x = torch.full((3_000_000,), 0.1)
 >>> round(l1_norm(x) / 300_000, 6)

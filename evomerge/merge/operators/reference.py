@@ -4,9 +4,12 @@ The registered operators compute the same tensors faster (a chunk at a time, in 
 with selections instead of sorts, on a thread pool, with values remembered across
 candidates). These are the formulas they are held to (tests/merge/test_reference.py):
 equal where the order of operations is the same, within float rounding where it is
-not. Nothing here is tuned for speed. Random methods take the keep decision as an
-argument (a boolean mask per task vector): given the same mask, the fast operator and the
-formula agree; how masks are drawn is :mod:`~evomerge.merge.operators.random_drop`'s.
+not. Nothing here is tuned for speed. Results have the inputs' dtype: the tests pass
+float64 tensors for a result with little rounding of its own. Random methods take the keep
+decision as an argument (a boolean mask per task vector): given the same mask, the fast
+operator and the formula agree; how masks are drawn is
+:mod:`~evomerge.merge.operators.random_drop`'s (whose DARE keep probability is the
+density rounded to a multiple of 2**-16).
 
 ``merge(method, taus, params, keep)`` is any registered method, with ``params`` resolved
 as the operator receives them.
@@ -69,9 +72,9 @@ def magprune_probabilities(tau: torch.Tensor, density: float,
     rows = tau.reshape(1, -1) if tau.dim() < 2 else tau.movedim(1, -1)
     cols = rows.shape[-1]
     if cols == 1:
-        return torch.full(tau.shape, density, dtype=torch.float64)
+        return torch.full(tau.shape, density, dtype=tau.dtype)
     rank = torch.argsort(torch.argsort(rows.abs(), dim=-1, stable=True), dim=-1, stable=True)
-    p = density - epsilon + 2 * epsilon * rank.double() / (cols - 1)
+    p = density - epsilon + 2 * epsilon * rank.to(tau.dtype) / (cols - 1)
     return p.view(tau.shape) if tau.dim() < 2 else p.movedim(-1, 1)
 
 
@@ -80,7 +83,7 @@ def magprune_probabilities(tau: torch.Tensor, density: float,
 def l1_rescaled(tau: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
     """mergekit's rescale: ``kept * |tau|_1 / |kept|_1`` (unchanged when either norm is
     below 1e-7)."""
-    before, after = tau.double().abs().sum(), kept.double().abs().sum()
+    before, after = tau.abs().sum(), kept.abs().sum()
     return kept if before < 1e-7 or after < 1e-7 else kept * (before / after)
 
 
@@ -89,7 +92,7 @@ def sparsified(tau: torch.Tensor, keep: torch.Tensor, rescale: str,
     """``tau`` on the kept entries, rescaled: ``"l1"`` (:func:`l1_rescaled`),
     ``"probability"`` (divided by each entry's keep probability: DARE and DELLA as
     published) or ``"none"``."""
-    kept = tau.double() * keep
+    kept = tau * keep
     if rescale == "l1":
         return l1_rescaled(tau, kept)
     if rescale == "probability":
@@ -103,7 +106,7 @@ def weighted_sum(deltas: Tensors, weights: Sequence[float], normalize: bool = Fa
                  lam: float = 1.0) -> torch.Tensor:
     """``lam * sum_m w_m delta_m``, over ``sum_m w_m`` with ``normalize`` (unless that
     sum is within 1e-8 of zero)."""
-    merged = sum(w * d.double() for w, d in zip(weights, deltas))
+    merged = sum(w * d for w, d in zip(weights, deltas))
     total = sum(weights)
     return lam * merged / (total if normalize and abs(total) >= 1e-8 else 1.0)
 
@@ -113,8 +116,8 @@ def elect_and_merge(deltas: Tensors, weights: Sequence[float], normalize: bool,
     """TIES: with ``d_m = w_m delta_m``, elect the sign of ``sum_m d_m`` per entry (+ at
     0), add the ``d_m`` of that sign (a zero agrees with nothing) and, with
     ``normalize``, divide by the agreeing models' weights (by 1 where none agree)."""
-    d = torch.stack([w * delta.double() for w, delta in zip(weights, deltas)])
-    w = torch.tensor(weights, dtype=torch.float64).view(-1, *[1] * deltas[0].dim())
+    d = torch.stack([w * delta for w, delta in zip(weights, deltas)])
+    w = torch.tensor(weights, dtype=d.dtype).view(-1, *[1] * deltas[0].dim())
     elected = torch.where(d.sum(0) >= 0, 1.0, -1.0)
     agree = torch.sign(d) == elected
     merged = (d * agree).sum(0)
@@ -144,9 +147,9 @@ def dare(tau: torch.Tensor, keep: torch.Tensor, density: float,
     keep probability), or L1-matched as mergekit. Densities of 0 and 1 keep nothing and
     everything, unscaled."""
     if density >= 1:
-        return tau.double()
+        return tau
     if density <= 0:
-        return torch.zeros(tau.shape, dtype=torch.float64)
+        return torch.zeros_like(tau)
     return sparsified(tau, keep, rescale, density)
 
 
@@ -155,22 +158,22 @@ def della(tau: torch.Tensor, keep: torch.Tensor, density: float, epsilon: float,
     """Deep et al. 2024 (MagPrune) given the drop decision ``keep``: survivors over their
     rank-based keep probability (:func:`magprune_probabilities`), or L1-matched."""
     if density >= 1:
-        return tau.double()
+        return tau
     if density <= 0:
-        return torch.zeros(tau.shape, dtype=torch.float64)
+        return torch.zeros_like(tau)
     return sparsified(tau, keep, rescale, magprune_probabilities(tau, density, epsilon))
 
 
 def linear(thetas: Tensors, weights: Sequence[float], normalize: bool = True) -> torch.Tensor:
     """Model soups (Wortsman et al. 2022): ``sum_m w_m theta_m``, over ``sum_m w_m``."""
-    merged = sum(w * t.double() for w, t in zip(weights, thetas))
+    merged = sum(w * t for w, t in zip(weights, thetas))
     return merged / sum(weights) if normalize else merged
 
 
 def slerp(t: float, v0: torch.Tensor, v1: torch.Tensor) -> torch.Tensor:
     """Shoemake 1985 on the flattened tensors; linear when ``|cos| > 0.9995``; norms at or
     below 1e-8 count as 1."""
-    a, b = v0.double().reshape(-1), v1.double().reshape(-1)
+    a, b = v0.reshape(-1), v1.reshape(-1)
     norm_a, norm_b = float(a.norm()), float(b.norm())
     norm_a, norm_b = (norm_a if norm_a > 1e-8 else 1.0), (norm_b if norm_b > 1e-8 else 1.0)
     cos = min(1.0, max(-1.0, float(a @ b) / norm_a / norm_b)) if a.numel() else 1.0
@@ -187,19 +190,19 @@ def model_stock(taus: Tensors, filter_wise: bool = False) -> torch.Tensor:
     1e-6, cosines to [-1, 1], and ``t = 0`` where ``|1 + (k - 1) cos| < 1e-6``."""
     k = len(taus)
     rows = filter_wise and taus[0].dim() >= 2
-    flat = [t.double() if rows else t.double().reshape(-1) for t in taus]
+    flat = [t if rows else t.reshape(-1) for t in taus]
     cosines = [((a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp(min=1e-6)
                 ).clamp(-1, 1) for i, a in enumerate(flat) for b in flat[i + 1:]]
     cos = torch.stack(cosines).mean(0)
     denominator = 1 + (k - 1) * cos
     t = torch.where(denominator.abs() < 1e-6, 0.0, k * cos / denominator)
-    mean = sum(x.double() for x in taus) / k
+    mean = sum(taus) / k
     return (t.unsqueeze(-1) if rows else t) * mean
 
 
 def passthrough(theta: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """One model's tensor, times ``scale``."""
-    return scale * theta.double()
+    return scale * theta
 
 
 #: how each task-vector method sparsifies, and whether it elects signs (TIES consensus)
@@ -221,7 +224,7 @@ def family_sparsified(method: str, taus: Tensors, params: dict,
     out = []
     for i, tau in enumerate(taus):
         if how == "none":
-            out.append(tau.double())
+            out.append(tau)
         elif how == "magnitude":
             out.append(sparsified(tau, top_k_mask(tau, params["density"][i]), rescale))
         elif how == "outliers":
@@ -238,8 +241,7 @@ def family_sparsified(method: str, taus: Tensors, params: dict,
 def merge(method: str, tensors: Tensors, params: dict,
           keep: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
     """Registered method ``method`` on ``tensors`` (task vectors for delta methods) with
-    resolved ``params``; ``keep`` is each task vector's keep mask for random methods.
-    float64."""
+    resolved ``params``; ``keep`` is each task vector's keep mask for random methods."""
     if method in FAMILY:
         deltas = family_sparsified(method, tensors, params, keep)
         combine = elect_and_merge if FAMILY[method][1] else weighted_sum

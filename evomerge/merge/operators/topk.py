@@ -295,7 +295,7 @@ def _magnitude_chunks(flat: torch.Tensor):
         out = buffer[:part.numel()].numpy()
         if part.dtype == buffer.dtype:
             # numpy, not torch: this scan runs on one core, so that the selections of
-            # several task vectors can run side by side (see side_by_side)
+            # several task vectors can run side by side (MergeContext.each)
             np.abs(part.numpy(), out=out)
         else:
             buffer[:part.numel()].copy_(part).abs_()
