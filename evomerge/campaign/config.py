@@ -48,6 +48,7 @@ from evomerge.evaluate import (
     load_evaluation_config,
 )
 from evomerge.evaluate.base import settings_hash
+from evomerge.execute.base import EXECUTORS
 from evomerge.optim.base import ObjectiveSpec
 from evomerge.optim.registry import build_optimizer
 from evomerge.space import BoundSpace, Space, load_space
@@ -154,6 +155,9 @@ def campaign_from_dict(data: dict[str, Any], file: Path | None = None) -> Campai
     """Check a campaign mapping completely (see the module docstring); nothing is loaded
     but the models' tensor names and lm-eval's task index."""
     config = CampaignConfig.from_dict(copy.deepcopy(data), file)
+    if config.executor.kind not in EXECUTORS:
+        raise ConfigError(file, "executor.kind", config.executor.kind,
+                          f"not available in this version (available: {EXECUTORS.names()})")
     here = file.parent if file is not None else Path(".")
     config.models.base = _model_folder(config.models.base, file, "models.base")
     config.models.sources = [_model_folder(s, file, f"models.sources[{i}]")

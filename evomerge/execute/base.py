@@ -5,7 +5,7 @@ pairs in the order they finish. It never raises for a bad candidate: a merge tha
 or a score that is not a number comes back as a failed Fitness with the error text.
 
 >>> EXECUTORS.names()
-['local', 'ray']
+['local']
 """
 
 from __future__ import annotations
@@ -66,7 +66,6 @@ class Executor(ABC):
 #: executor kind -> "module:class" (imported on use, so Ray loads only for ``ray``)
 EXECUTORS: Registry[str] = Registry("executor")
 EXECUTORS.register("local", "evomerge.execute.local:LocalExecutor")
-EXECUTORS.register("ray", "evomerge.execute.ray_pool:RayExecutor")
 
 
 def build_executor(kind: str, spec: WorkerSpec, workers: int = 1) -> Executor:

@@ -45,3 +45,44 @@ DELETE = object()
 def write_campaign(path: Path, zoo, **changes: Any) -> Path:
     path.write_text(yaml.safe_dump(campaign_dict(zoo, **changes), sort_keys=False))
     return path
+
+
+class ScriptedExecutor:
+    """An executor scoring each recipe with ``score(recipe) -> Fitness`` in process, and
+    raising KeyboardInterrupt (as Ctrl-C would) at the ``interrupt_at``-th result."""
+
+    workers = 1
+
+    def __init__(self, score, interrupt_at: int | None = None):
+        self.score, self.interrupt_at = score, interrupt_at
+        self.queue: list[tuple[str, dict]] = []
+        self.evaluated: list[str] = []
+        self.closed = False
+
+    def submit(self, uid, recipe):
+        self.queue.append((uid, recipe))
+
+    @property
+    def pending(self):
+        return len(self.queue)
+
+    def results(self, timeout=None):
+        if not self.queue:
+            return []
+        if self.interrupt_at is not None and len(self.evaluated) + 1 == self.interrupt_at:
+            raise KeyboardInterrupt
+        uid, recipe = self.queue.pop(0)
+        self.evaluated.append(uid)
+        return [(uid, self.score(recipe))]
+
+    def close(self):
+        self.closed = True
+
+
+def weight_sum(recipe: dict) -> "Fitness":
+    """A stand-in score: the sum of the recipe's model weights (deterministic, cheap)."""
+    from evomerge.records import Fitness
+
+    total = sum(float(m.get("parameters", {}).get("weight", 0.0)) for m in recipe["models"])
+    return Fitness.ok({"score": total}, directions={"score": "maximize"},
+                      timings={"merge_s": 0.0, "eval_s": 0.0}, worker="scripted")
