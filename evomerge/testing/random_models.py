@@ -18,34 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from evomerge.testing.char_tokenizer import build_char_tokenizer
-
-
-def tiny_llama_config(
-    vocab_size: int,
-    hidden_size: int = 32,
-    num_layers: int = 2,
-    num_heads: int = 4,
-    num_kv_heads: int | None = None,
-    intermediate_size: int | None = None,
-    tie_word_embeddings: bool = False,
-    max_position_embeddings: int = 256,
-) -> LlamaConfig:
-    return LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=hidden_size,
-        intermediate_size=intermediate_size or 2 * hidden_size + hidden_size // 2,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        num_key_value_heads=num_kv_heads or num_heads,
-        max_position_embeddings=max_position_embeddings,
-        tie_word_embeddings=tie_word_embeddings,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
-    )
+from evomerge.testing.tiny_llama import tiny_llama_config
 
 
 def save_random_llama(out_dir: Path | str, seed: int = 0, dtype: torch.dtype = torch.float32,

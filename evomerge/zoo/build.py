@@ -48,7 +48,7 @@ MANIFEST = "zoo.json"
 FORMAT_VERSION = 1
 #: The modules whose code decides the bits of a build (paths inside the package).
 _SOURCES = ("zoo/skills.py", "zoo/data.py", "zoo/train.py", "zoo/presets.py",
-            "zoo/build.py", "testing/char_tokenizer.py", "testing/random_models.py")
+            "zoo/build.py", "testing/char_tokenizer.py", "testing/tiny_llama.py")
 
 #: ``progress(stage, done, total)``: stage is "data", "base" or "expert_<skill>".
 Progress = Callable[[str, int, int], None]

@@ -101,6 +101,7 @@ def landscape_cmd(ctx: click.Context, zoo_dir: Path, split: str, levels: str,
     from evomerge.zoo.build import load_zoo
     from evomerge.zoo.landscape import measure, render, summary
     from evomerge.zoo.landscape_table import markdown as markdown_table
+    from evomerge.zoo.landscape_table import provenance
 
     with _user_errors():
         try:
@@ -109,6 +110,7 @@ def landscape_cmd(ctx: click.Context, zoo_dir: Path, split: str, levels: str,
             raise ConfigError("--levels", "levels", levels,
                               "must be comma-separated numbers, e.g. 0,0.5,1") from None
         zoo_ = load_zoo(zoo_dir)
+        facts = provenance(zoo_) if markdown else None
         start = time.perf_counter()
         with _progress() as report:
             land = measure(zoo_, split=split, levels=grid, limit=limit,
@@ -117,7 +119,7 @@ def landscape_cmd(ctx: click.Context, zoo_dir: Path, split: str, levels: str,
     if markdown:
         command = " ".join([ctx.command_path, str(zoo_dir), "--split", split, "--levels",
                             levels, *(["--limit", str(limit)] if limit else []), "--markdown"])
-        click.echo(markdown_table(land, zoo_, command, seconds), nl=False)
+        click.echo(markdown_table(land, facts, command, seconds), nl=False)
     else:
         click.echo(render(land))
         scored = [s for s in (land.selection, land) if s is not None]

@@ -25,7 +25,7 @@ from itertools import islice
 import torch
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
-from evomerge.testing.random_models import tiny_llama_config
+from evomerge.testing.tiny_llama import tiny_llama_config
 from evomerge.zoo.skills import Example
 from evomerge.testing.char_tokenizer import DEFAULT_ALPHABET, build_char_tokenizer
 

@@ -40,7 +40,7 @@ def test_landscape_markdown_names_command_spec_versions_and_both_splits(tiny_zoo
     assert f"`zoo landscape {tiny_zoo.root} --split test --levels 0,1 --limit 8 --markdown`" \
         in text
     assert f"zoo spec `{tiny_zoo.manifest['spec_hash']}`" in text
-    assert "the zoo code of this commit builds this spec" in text
+    assert "the code that scored it builds this spec" in text
     assert f"torch {torch.__version__}" in text
     assert f"transformers {transformers.__version__}" in text
     assert f"torch CPU kernels {torch.backends.cpu.get_cpu_capability()}" in text
