@@ -3,27 +3,30 @@
 Each table gives the median and the fastest of ``--rounds`` runs, the variants taking
 turns in one process:
 
-1. DARE's random bytes on CPU (one byte per entry, ``--entries-drawn`` of them): the
-   counter-based draw in use (:func:`~evomerge.merge.operators.random_drop.first_bytes`,
-   a hash of the key and the position in numpy, two parts on two threads) against the
-   draw it replaced (numpy SFC64 streams seeded from a ``torch.Generator``, one per half,
-   copied into place a cache-sized chunk at a time; kept here only to time it) and
-   torch's Mersenne Twister (``Tensor.random_``), on one thread and on two.
-2. DELLA's uniforms on CPU: ``rank_uniforms`` (counter-based) against ``torch.rand``
-   with a generator (the draw it replaced).
-3. ``drop_random`` (l1 rescale, density 0.3: second bytes needed) over the tensors of
-   ``--layers`` SmolLM2-135M decoder layers, DARE's byte draw swapped between the
-   counter-based one and the SFC64 one: the per-call costs of many mid-size tensors.
-4. One DARE mask step over a task vector (keep the entries whose random byte is below
-   the level, measure the kept L1): the widening compare ``drop_random`` uses, against
-   a bool mask with ``masked_fill_``, a multiply by a bool mask, and a uint8 compare
-   widened afterwards.
+1. ``bytes``: DARE's random bytes on CPU (one byte per entry, ``--entries-drawn`` of
+   them): the counter-based draw in use
+   (:func:`~evomerge.merge.operators.random_drop.first_bytes`, a hash of the key and the
+   position in numpy, two parts) against the draw it replaced (numpy SFC64 streams seeded
+   from a ``torch.Generator``, one per half, copied into place a cache-sized chunk at a
+   time; kept here only to time it) and torch's Mersenne Twister (``Tensor.random_``),
+   the parts on a builder's pool (``MergeContext.each``: two threads) or one after
+   another.
+2. ``layers``: ``drop_random`` (l1 rescale, density 0.3: second bytes needed) over the
+   tensors of ``--layers`` SmolLM2-135M decoder layers, DARE's byte draw swapped between
+   the counter-based one and the SFC64 one: many mid-size tensors, mask step included.
+3. ``della``: DELLA's uniforms on CPU: ``rank_uniforms`` (counter-based) against
+   ``torch.rand`` with a generator (the draw it replaced).
+4. ``mask``: one DARE mask step over a task vector (keep the entries whose random byte
+   is below the level, measure the kept L1): the widening compare ``drop_random`` uses,
+   against a bool mask with ``masked_fill_``, a multiply by a bool mask, and a uint8
+   compare widened afterwards.
 5. With ``--set``, whole dare_ties builds of a ``merge_throughput`` model set
    (``LiveMerger.build``, sources resident), DARE's byte draw swapped between the
    counter-based one and the SFC64 one, taking turns in one process.
 
     python benchmarks/dare_draw.py
-    python benchmarks/dare_draw.py --set smollm2 --builds 9
+    python benchmarks/dare_draw.py --only layers --torch-threads 1 --rounds 15
+    python benchmarks/dare_draw.py --only bytes --set smollm2 --builds 9
 """
 
 from __future__ import annotations
@@ -93,7 +96,10 @@ def sfc64_lanes(numel: int, generator: torch.Generator, words: torch.Tensor,
     draw, one per half of ``words``, run side by side by ``run``."""
     count = 1 if words.numel() < SFC64_PARALLEL_WORDS else 2
     seeds = torch.randint(0, 1 << 62, (count,), generator=generator).tolist()
-    run(sfc64_fill, words.tensor_split(count), seeds)
+    if count == 1:  # on the calling thread
+        sfc64_fill(words, seeds[0])
+    else:
+        run(sfc64_fill, words.tensor_split(count), seeds)
     return words.view(torch.uint8)[:numel]
 
 
@@ -246,13 +252,22 @@ def main() -> None:
     ap.add_argument("--set", help="also time whole builds of this merge_throughput set")
     ap.add_argument("--builds", type=int, default=5)
     ap.add_argument("--work", type=Path, default=Path("runs/bench_merge"))
+    ap.add_argument("--torch-threads", type=int,
+                    help="torch's intra-op threads (default: torch's own choice)")
+    ap.add_argument("--only", choices=["bytes", "layers", "della", "mask"],
+                    help="run this table alone (and the builds with --set)")
     args = ap.parse_args()
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
     print(f"torch {torch.__version__}, numpy {np.__version__}, "
           f"threads {torch.get_num_threads()}")
-    draw_table(args.entries_drawn, args.rounds)
-    layers_table(args.layers, args.rounds)
-    della_table(tuple(args.della_shape), args.rounds)
-    mask_table(args.entries, args.rounds)
+    tables = {"bytes": lambda: draw_table(args.entries_drawn, args.rounds),
+              "layers": lambda: layers_table(args.layers, args.rounds),
+              "della": lambda: della_table(tuple(args.della_shape), args.rounds),
+              "mask": lambda: mask_table(args.entries, args.rounds)}
+    for name, table in tables.items():
+        if args.only in (None, name):
+            table()
     if args.set:
         build_table(args.set, args.work, args.builds)
 
