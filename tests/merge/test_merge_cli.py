@@ -10,6 +10,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from evomerge.cli import main
+from evomerge.testing.random_models import save_edited_copy
 
 
 def _write(tmp: Path, data, name="recipe.yaml") -> Path:
@@ -78,16 +79,8 @@ def test_missing_model_folder(tiny_models, tmp_path, capsys):
     assert "nowhere" in err and "does not exist" in err
 
 
-def _broken_copy(src: Path, dst: Path, edit) -> Path:
-    shutil.copytree(src, dst)
-    tensors = load_file(dst / "model.safetensors")
-    edit(tensors)
-    save_file(tensors, dst / "model.safetensors", metadata={"format": "pt"})
-    return dst
-
-
 def test_tensor_missing_from_one_source(tiny_models, tmp_path, capsys):
-    bad = _broken_copy(tiny_models["b"], tmp_path / "b_missing",
+    bad = save_edited_copy(tiny_models["b"], tmp_path / "b_missing",
                        lambda t: t.pop("model.layers.1.mlp.up_proj.weight"))
     cfg = _ties(tiny_models)
     cfg["models"][1]["model"] = str(bad)
@@ -98,7 +91,7 @@ def test_tensor_missing_from_one_source(tiny_models, tmp_path, capsys):
 def test_shape_mismatch(tiny_models, tmp_path, capsys):
     def shrink(t):
         t["model.layers.0.mlp.up_proj.weight"] = t["model.layers.0.mlp.up_proj.weight"][:5]
-    bad = _broken_copy(tiny_models["b"], tmp_path / "b_shape", shrink)
+    bad = save_edited_copy(tiny_models["b"], tmp_path / "b_shape", shrink)
     cfg = _ties(tiny_models)
     cfg["models"][1]["model"] = str(bad)
     err = _run_bad(tmp_path, capsys, _write(tmp_path, cfg))
