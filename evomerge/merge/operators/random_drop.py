@@ -29,8 +29,7 @@ import torch
 from evomerge.merge.operators import side_by_side
 from evomerge.merge.operators.reductions import RunningL1, step_size, steps
 from evomerge.merge.operators.seeding import (
-    TORCH_CHUNK, DrawKey, Source, counter_hash, hash_numpy, hash_range_numpy, hash_torch,
-    next_key)
+    DrawKey, Source, counter_hash, hash_numpy, hash_range_numpy, hash_torch, next_key)
 from evomerge.merge.operators.sparse import SparseDelta, dense, kept_times, rescaled, zero_like
 from evomerge.merge.operators.spec import in_compute_dtype
 
@@ -63,6 +62,8 @@ def keep_level(density: float) -> int:
 #: numbers do not depend on the split
 PARALLEL_WORDS = 1 << 17
 CPU_PARTS = 2
+#: counters hashed per chunk by the torch path (bounds its temporaries on a device)
+TORCH_CHUNK = 1 << 22
 
 
 def lane_words(numel: int) -> int:

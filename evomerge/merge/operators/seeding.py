@@ -43,8 +43,6 @@ MUL_A, MUL_B = 0x7FEB352D, 0x846CA68B
 
 #: counters hashed per numpy call on CPU: two uint32 buffers of this length stay in cache
 HASH_CHUNK = 1 << 16
-#: counters hashed per chunk by the torch path (bounds its temporaries on a device)
-TORCH_CHUNK = 1 << 22
 
 #: a 32-bit key pair ``(k0, k1)``: ``k0`` offsets the counter, ``k1`` enters mid-hash
 StreamKey = tuple[int, int]
