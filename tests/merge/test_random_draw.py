@@ -177,7 +177,10 @@ def test_dare_on_both_paths_gives_the_same_model_for_a_2d_tensor(monkeypatch):
         results.append([drop_random(tau, d, generator, "l1").materialize() for d in (0.3, 0.6)])
     for on_numpy, on_torch in zip(*results):
         assert torch.equal(on_numpy, on_torch)
-    assert not torch.equal(results[0][0] != 0, (results[0][1] != 0) & (results[0][0] != 0))
+    # the second model's mask has a key of its own: it overlaps the first's at 0.3 * 0.6
+    # (standard error 0.0014 over 77,100 entries)
+    both = ((results[0][0] != 0) & (results[0][1] != 0)).float().mean().item()
+    assert abs(both - 0.18) < 0.01
 
 
 def test_dare_draws_are_unbiased_and_independent():
