@@ -9,7 +9,8 @@ context holds what makes the operators fast without being part of any formula:
 - ``each``: a small thread pool for work that runs on one core (random streams,
   magnitude selections), created on first use and shut down by :meth:`close`;
 - remembered values of the builder's resident inputs (a task vector's sorted magnitudes,
-  its L1 norm), keyed by the builder's own names for them (model, tensor name).
+  its L1 norm), keyed by the builder's own names for them (model, tensor name);
+- ``memo``: values that depend on a key alone (a sample of positions per tensor size).
 
 Operators stay plain functions of their inputs: given a fresh context they compute the
 same tensors as given a long-lived one.
@@ -75,6 +76,7 @@ class MergeContext:
         self.input_keys: tuple[Hashable | None, ...] = ()
         self._pool = _SideBySide()
         self._memory: dict[tuple[Hashable, str], Any] = {}
+        self._memo: dict[Hashable, Any] = {}
 
     # --- remembered values ---------------------------------------------------------
 
@@ -112,6 +114,19 @@ class MergeContext:
 
     def _key(self, i: int) -> Hashable | None:
         return self.input_keys[i] if i < len(self.input_keys) else None
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()`` once per ``key`` while this context lives, for values that
+        depend on ``key`` alone (never on the contents of an input).
+
+        >>> ctx = MergeContext()
+        >>> ctx.memo(("square", 3), lambda: 9), ctx.memo(("square", 3), lambda: 0)
+        (9, 9)
+        """
+        value = self._memo.get(key)
+        if value is None:
+            value = self._memo[key] = compute()
+        return value
 
     # --- the thread pool -------------------------------------------------------------
 

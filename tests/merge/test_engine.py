@@ -159,3 +159,19 @@ def test_pool_workers_run_torch_ops_on_their_own_thread_only():
     t.start()
     t.join()
     assert later == [main_threads]
+
+
+def test_sample_positions_are_kept_per_tensor_size_and_change_nothing():
+    from evomerge.merge.operators.topk import _sample_positions, _sample_size
+
+    op = OPERATORS.get("breadcrumbs_ties")
+    g = torch.Generator().manual_seed(4)
+    taus = [torch.randn(400, 300, generator=g) for _ in range(2)]  # sampled, not sorted
+    params = op.resolve_params({"weight": [1.0, 0.5], "density": 0.6, "gamma": 0.1}, 2)
+    ctx = MergeContext()
+    first = op(taus, params, ctx=ctx)
+    n = taus[0].numel()
+    kept = ctx.memo(("sample positions", n, _sample_size(n)), lambda: None)
+    assert torch.equal(kept, _sample_positions(n, _sample_size(n)))
+    assert torch.equal(op(taus, params, ctx=ctx), first)
+    assert torch.equal(op(taus, params), first)

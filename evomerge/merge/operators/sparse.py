@@ -24,7 +24,8 @@ import torch
 
 from evomerge.merge.operators.reductions import RunningL1, l1_norm, step_size, steps
 from evomerge.merge.operators.spec import in_compute_dtype
-from evomerge.merge.operators.topk import MagnitudeCut, cut_chunk, magnitude_cut, top_count
+from evomerge.merge.operators.topk import (MagnitudeCut, Memo, cut_chunk, magnitude_cut,
+                                           top_count)
 
 #: mergekit skips the L1 rescale when either norm is below this
 L1_RESCALE_EPS = 1e-7
@@ -171,13 +172,13 @@ def rescaled(kept: torch.Tensor, tau: torch.Tensor, rescale: str,
 
 
 def trim_magnitude(tau: torch.Tensor, density: float, rescale: bool,
-                   order: np.ndarray | None = None) -> SparseDelta:
+                   order: np.ndarray | None = None, memo: Memo | None = None) -> SparseDelta:
     """TIES trim (mergekit ``magnitude``): keep the top ``density`` share by magnitude.
 
     Keeps ``max(1, int(density * n))`` entries for ``0 < density < 1``; density >= 1
     returns the task vector untouched (no rescale), density <= 0 keeps nothing. ``order``
-    is ``topk.sorted_magnitudes(tau)`` when the caller keeps it (see
-    :func:`~evomerge.merge.operators.topk.magnitude_cut`).
+    (``topk.sorted_magnitudes(tau)``, when the caller keeps it) and ``memo`` are as for
+    :func:`~evomerge.merge.operators.topk.magnitude_cut`.
     """
     k = top_count(density, tau.numel())
     if density >= 1:
@@ -185,18 +186,20 @@ def trim_magnitude(tau: torch.Tensor, density: float, rescale: bool,
     if k == 0:
         return zero_like(tau)
     tau = in_compute_dtype(tau)
-    trimmed = MagnitudeBandDelta(tau.reshape(-1), tau.shape, magnitude_cut(tau, k, order))
+    trimmed = MagnitudeBandDelta(tau.reshape(-1), tau.shape,
+                                 magnitude_cut(tau, k, order, memo))
     return trimmed.match_l1(tau) if rescale else trimmed
 
 
 def trim_outliers(tau: torch.Tensor, density: float, gamma: float,
-                  rescale: bool, order: np.ndarray | None = None) -> SparseDelta:
+                  rescale: bool, order: np.ndarray | None = None,
+                  memo: Memo | None = None) -> SparseDelta:
     """Breadcrumbs (mergekit ``magnitude_outliers``): drop the largest and smallest.
 
     Of n entries, ``int(gamma * n)`` of largest magnitude go first, then the smallest,
     leaving ``int(density * n)``; when the two shares overlap the outlier cut shrinks so
     the density still holds. density >= 1 keeps everything (gamma ignored), as mergekit.
-    ``order`` is as for :func:`trim_magnitude`.
+    ``order`` and ``memo`` are as for :func:`trim_magnitude`.
 
     >>> trim_outliers(torch.arange(1.0, 11.0), 0.5, 0.2, False).materialize().tolist()
     [0.0, 0.0, 0.0, 4.0, 5.0, 6.0, 7.0, 8.0, 0.0, 0.0]
@@ -212,8 +215,9 @@ def trim_outliers(tau: torch.Tensor, density: float, gamma: float,
     outer, drop_top = n - n_bottom, n - n_bottom - keep
     if outer == 0:
         return zero_like(tau)
-    kept = MagnitudeBandDelta(tau.reshape(-1), tau.shape, magnitude_cut(tau, outer, order),
-                              magnitude_cut(tau, drop_top, order) if drop_top > 0 else None)
+    kept = MagnitudeBandDelta(tau.reshape(-1), tau.shape,
+                              magnitude_cut(tau, outer, order, memo),
+                              magnitude_cut(tau, drop_top, order, memo) if drop_top else None)
     return kept.match_l1(tau) if rescale else kept
 
 

@@ -85,12 +85,13 @@ def _rescale_mode(params: dict[str, ParamValue]) -> Rescale:
 
 def _by_magnitude(tau, params, i, generator, ctx):
     return trim_magnitude(tau, params["density"][i], rescale=params["rescale"],
-                          order=ctx.recall(i, SORTED_MAGNITUDES))
+                          order=ctx.recall(i, SORTED_MAGNITUDES), memo=ctx.memo)
 
 
 def _by_outliers(tau, params, i, generator, ctx):
     return trim_outliers(tau, params["density"][i], params["gamma"][i],
-                         rescale=params["rescale"], order=ctx.recall(i, SORTED_MAGNITUDES))
+                         rescale=params["rescale"], order=ctx.recall(i, SORTED_MAGNITUDES),
+                         memo=ctx.memo)
 
 
 def _at_random(tau, params, i, generator, ctx):

@@ -31,8 +31,8 @@ must not contain NaN.
 
 from __future__ import annotations
 
-import functools
 import math
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 DIRECT_MAX_NUMEL = 1 << 16
 #: half-width of the bracket, in standard deviations of the sample rank
 BRACKET_SIGMAS = 4.0
+
+#: ``memo(key, compute)``: ``compute()``, or the value it gave before for ``key``
+#: (``MergeContext.memo``)
+Memo = Callable[[Hashable, Callable[[], torch.Tensor]], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -124,11 +128,13 @@ def remember_order(ctx: MergeContext, model: str, name: str, x: torch.Tensor) ->
         ctx.remember(model, name, SORTED_MAGNITUDES, sorted_magnitudes(x))
 
 
-def magnitude_cut(x: torch.Tensor, k: int, order: np.ndarray | None = None) -> MagnitudeCut:
+def magnitude_cut(x: torch.Tensor, k: int, order: np.ndarray | None = None,
+                  memo: Memo | None = None) -> MagnitudeCut:
     """The k-th largest magnitude of ``x`` and the tied entries beyond the top k.
 
     ``order`` is ``sorted_magnitudes(x)`` when the caller has it: the cut is then read
-    off it instead of selected (CPU).
+    off it instead of selected (CPU). ``memo`` keeps the sample positions of each tensor
+    size for later cuts (a merge cuts many tensors of few sizes).
 
     >>> cut = magnitude_cut(torch.tensor([1.0, -1.0, 1.0, 0.5]), 2)
     >>> cut.threshold, cut.dropped_ties.tolist()
@@ -148,7 +154,7 @@ def magnitude_cut(x: torch.Tensor, k: int, order: np.ndarray | None = None) -> M
     if order is not None:
         threshold, n_greater, n_equal = _select_sorted(order, k)
     else:
-        threshold, n_greater, n_equal = _kth_largest(flat, k)
+        threshold, n_greater, n_equal = _kth_largest(flat, k, memo)
     if n_greater + n_equal > k:
         dropped = torch.from_numpy(_equal_positions(flat, threshold)[k - n_greater:])
     else:
@@ -211,13 +217,16 @@ def keep_top_magnitudes(x: torch.Tensor, k: int) -> torch.Tensor:
     return cut_chunk(flat, magnitude_cut(flat, k), 0, n).view(x.shape)
 
 
-def _kth_largest(flat: torch.Tensor, k: int) -> tuple[float, int, int]:
+def _kth_largest(flat: torch.Tensor, k: int, memo: Memo | None = None
+                 ) -> tuple[float, int, int]:
     """(k-th largest magnitude, how many are greater, how many equal it), on CPU."""
     n = flat.numel()
     if n <= DIRECT_MAX_NUMEL:
         return _select(magnitudes(flat).numpy(), k)
     m = _sample_size(n)
-    sample = np.sort(magnitudes(flat[_sample_positions(n, m)]).numpy())
+    positions = _sample_positions(n, m) if memo is None else \
+        memo(("sample positions", n, m), lambda: _sample_positions(n, m))
+    sample = np.sort(magnitudes(flat[positions]).numpy())
     # the answer has ascending rank n - k; its rank in the sample is about m (n - k) / n
     q = (n - k) / n
     centre = q * m
@@ -308,7 +317,6 @@ def _sample_size(n: int) -> int:
     return int(min(1 << 16, max(2048, (n / 2) ** (2 / 3))))
 
 
-@functools.lru_cache(maxsize=64)
 def _sample_positions(n: int, m: int) -> torch.Tensor:
     # fixed per size, so results never depend on any global random state; sorted, so the
     # gather walks memory forward
