@@ -41,8 +41,9 @@ GOLDEN32 = 0x9E3779B9
 #: the multipliers of the "lowbias32" integer hash (C. Wellons, hash-prospector)
 MUL_A, MUL_B = 0x7FEB352D, 0x846CA68B
 
-#: counters hashed per numpy call on CPU: two uint32 buffers of this length stay in cache
-HASH_CHUNK = 1 << 16
+#: counters hashed per numpy call on CPU: large enough that two threads seldom wait for
+#: the GIL between numpy's calls, small enough (1 MiB a buffer) to stay in cache
+HASH_CHUNK = 1 << 18
 
 #: a 32-bit key pair ``(k0, k1)``: ``k0`` offsets the counter, ``k1`` enters mid-hash
 StreamKey = tuple[int, int]
@@ -170,7 +171,8 @@ def hash_range_numpy(key: StreamKey, start: int, out: np.ndarray) -> None:
     """``out[j] = counter_hash(key, start + j)`` for a uint32 array ``out``, computed a
     cache-sized chunk at a time (numpy releases the GIL: parts may run on threads)."""
     k0, k1 = key
-    counting, scratch = _counting(HASH_CHUNK), np.empty(HASH_CHUNK, dtype=np.uint32)
+    counting = _counting(HASH_CHUNK)
+    scratch = np.empty(min(HASH_CHUNK, out.size), dtype=np.uint32)
     done = 0
     while done < out.size:
         n = start + done
