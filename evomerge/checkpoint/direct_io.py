@@ -5,8 +5,8 @@ page cache that means copying every byte into the cache, having the kernel write
 and waiting for that in ``fsync``. Written with ``O_DIRECT`` from page-aligned buffers,
 the bytes go from the buffer to the disk: no copy into the cache, and the writes leave
 the merging thread free, running on a thread that sleeps in ``pwrite`` while the disk
-works. Durable 2 GB writes were 1.0-2.1x faster this way on the machine measured
-(``benchmarks/durable_write.py``, results in ``benchmarks/RESULTS.md``).
+works. ``benchmarks/durable_write.py`` measures the gain (results in
+``benchmarks/RESULTS.md``).
 
 ``O_DIRECT`` wants the buffer address, the file offset and the length to be multiples of
 the disk's block size. So bytes are gathered into page-aligned chunks of a fixed size,

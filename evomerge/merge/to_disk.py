@@ -38,8 +38,8 @@ class BackgroundWrites:
     A failed write is raised in the merging thread at its next call.
 
     Overlap pays when the merge runs on a GPU. On CPU the merge's ops already use every
-    core, and a writer thread competing for one stalls each op's parallel region: with
-    inline writes, CPU merges here ran 10-40% faster.
+    core, and a writer thread competing for one stalls each op's parallel region, so
+    CPU merges write inline (timed in ``benchmarks/RESULTS.md``).
     """
 
     SLOTS = 2

@@ -183,7 +183,7 @@ def measure(zoo: Zoo | Path | str, split: str = SELECTION_SPLIT,
                          selection=selection, documents={t: len(r) for t, r in rows.items()})
 
     # One thread: on a shared machine, several OpenMP threads of a tiny model mostly wait
-    # for each other (a grid of small forward passes ran 20 times slower with two).
+    # for each other.
     with torch.no_grad(), deterministic(seed=0, threads=1):
         chooser = score_split(SELECTION_SPLIT, combos, None)
         if split == SELECTION_SPLIT:
