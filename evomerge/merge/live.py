@@ -89,6 +89,8 @@ class LiveMerger:
         self.dtype = dtype
         # the operators' buffers, thread pool and remembered values, kept between builds
         self.context = MergeContext(self.device, input_key=lambda m, n: (_key(m), n))
+        #: (live model, output names, their tensors) of the last build that checked them
+        self._checked: tuple | None = None
         self.weights = weights
         self.names = sorted(weights[self.models[0]])
         self.config = config
@@ -134,7 +136,14 @@ class LiveMerger:
         """Write the merge into ``model``'s parameters in place; returns seconds taken."""
         start = time.perf_counter()
         tasks = self.plan(recipe)
-        targets = _checked_targets(tasks, model, self.weights or self.deltas)
+        names = tuple(task.out_name for task in tasks)
+        checked = self._checked
+        if checked is None or checked[0] is not model or checked[1] != names:
+            # candidates of one search write the same tensors into the same model: the
+            # check (a walk over the model's state) runs once per layout, not per build
+            targets = _checked_targets(tasks, model, self.weights or self.deltas)
+            self._checked = (model, names, targets)
+        targets = self._checked[2]
         fetch_delta = self._fetch_delta if self.deltas else None
         with torch.no_grad():
             for task in tasks:
@@ -144,6 +153,16 @@ class LiveMerger:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return time.perf_counter() - start
+
+    def close(self) -> None:
+        """Stop the engine's thread pool; the resident sources stay usable."""
+        self.context.close()
+
+    def __enter__(self) -> LiveMerger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def new_model(self, dtype: torch.dtype | None = None) -> torch.nn.Module:
         """A model of the sources' architecture, allocated once, to build candidates into."""

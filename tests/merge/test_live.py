@@ -178,3 +178,15 @@ def test_a_recipe_defining_fewer_layers_is_refused_before_anything_is_written(
     assert "model.layers.2." in str(info.value)
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # nothing written
+
+
+def test_closing_a_merger_stops_its_pool_and_keeps_it_usable(tiny_models):
+    keys = [str(tiny_models[k]) for k in ("a", "b")]
+    recipe = load_recipe_dict(_recipe(tiny_models, "dare_ties", density=0.5))
+    with LiveMerger(keys, base=str(tiny_models["base"])) as merger:
+        model = merger.new_model()
+        merger.build(recipe, model)
+        first = {k: v.clone() for k, v in model.state_dict().items()}
+    merger.build(recipe, model)  # a closed pool starts again on demand
+    assert all(torch.equal(first[k], v) for k, v in model.state_dict().items())
+    merger.close()
