@@ -56,7 +56,6 @@ def decode(space_file: Path, point: str, models: tuple[Path, ...]) -> None:
     if models:
         bound = _bind(loaded, models)
     else:
-        from evomerge.space.facts import ModelFacts
 
         if any("layer" in e.per or "group" in e.per for e in loaded.genes):
             raise ConfigError(None, "--models", None, "this space's genes depend on the "

@@ -4,10 +4,9 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from evomerge.cli import main
 from evomerge.testing.random_models import save_edited_copy

@@ -3,7 +3,6 @@ out_dtype, the records a merged folder keeps, and the converted recipe files."""
 
 import re
 
-import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
