@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from evomerge.campaign.config import Campaign, campaign_from_dict
-from evomerge.campaign.study import JOURNAL, StudyRecord, storage_url
+from evomerge.campaign.study import JOURNAL, StudyRecord, TrialRecord, storage_url
 from evomerge.config_io import read_yaml
 from evomerge.errors import ConfigError
+from evomerge.merge.recipe import Recipe, load_recipe_dict
 
 CAMPAIGN_FILE = "campaign.yaml"
 RUN_FILE = "run.json"
@@ -48,6 +49,13 @@ class CampaignFolder:
                  "seed": self.campaign.config.seed, "versions": StudyRecord.versions()}
         return StudyRecord.open(self.url, name, list(self.campaign.objectives.directions),
                                 attrs)
+
+    def trial_recipe(self, trial: TrialRecord) -> Recipe:
+        """The recipe a trial evaluated: decoded again from its point, or the recipe the
+        trial recorded where the optimizer proposed one without a point (M2N2)."""
+        if trial.candidate.recipe is not None:
+            return load_recipe_dict(trial.candidate.recipe, self.out / CAMPAIGN_FILE)
+        return self.campaign.space.decode(trial.candidate.x).recipe
 
     def save_optimizer(self, state: dict[str, Any]) -> None:
         write_atomic(self.out / OPTIMIZER_FILE, json.dumps(state))
