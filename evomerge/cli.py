@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from evomerge.errors import ConfigError, EvomergeError
-from evomerge.merge.dtypes import DTYPE_NAMES
+from evomerge.merge.dtypes import COMPUTE_MODES, DTYPE_NAMES
 
 SIZE_UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "M": 2**20, "MB": 2**20,
               "G": 2**30, "GB": 2**30, "T": 2**40, "TB": 2**40}
@@ -43,7 +43,13 @@ class LazyGroup(click.Group):
             "resume": ("evomerge.campaign.cli:resume",
                        "Continue an interrupted or finished campaign folder."),
             "status": ("evomerge.campaign.cli:status",
-                       "Evaluations, failures and the best candidate of a campaign.")}
+                       "Evaluations, failures and the best candidate of a campaign."),
+            "export": ("evomerge.export.cli:export",
+                       "A campaign's best recipe as a file, or built with a model card."),
+            "report": ("evomerge.report.cli:report",
+                       "A campaign's self-contained HTML report: plots, failures, recipe."),
+            "dashboard": ("evomerge.report.cli:dashboard",
+                          "Serve a campaign's study in optuna-dashboard on 127.0.0.1.")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
@@ -83,12 +89,17 @@ def cli() -> None:
               default=None, help="output dtype (default: the recipe's, else the sources')")
 @click.option("--out-shard-size", default="5GB", show_default=True,
               help="largest output shard")
+@click.option("--compute", type=click.Choice(COMPUTE_MODES), default="dtype",
+              show_default=True,
+              help="dtype: compute in the recipe's dtype (else the sources'), as mergekit "
+                   "does; float32: compute in float32 and cast only the result")
 @click.option("--overwrite", is_flag=True, help="replace a model already at OUT_DIR")
 @click.option("--allow-pickle", is_flag=True,
               help="also read pickle .bin checkpoints (can run arbitrary code)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def merge(recipe_file: Path, out_dir: Path, device: str, dtype: str | None,
-          out_shard_size: str, overwrite: bool, allow_pickle: bool, quiet: bool) -> None:
+          out_shard_size: str, compute: str, overwrite: bool, allow_pickle: bool,
+          quiet: bool) -> None:
     """Build the merged model of RECIPE_FILE (native or mergekit YAML) into OUT_DIR."""
     from evomerge.export.mergekit_yaml import load_any_recipe
     from evomerge.export.model_card import merge_records
@@ -101,7 +112,7 @@ def merge(recipe_file: Path, out_dir: Path, device: str, dtype: str | None,
         report = merge_to_disk(
             recipe, out_dir, device=device, dtype=dtype, max_shard_bytes=shard,
             overwrite=overwrite, allow_pickle=allow_pickle, recipe_file=recipe_file,
-            progress=progress, records=merge_records(recipe))
+            progress=progress, records=merge_records(recipe), compute=compute)
     click.echo(f"wrote {report.tensors} tensors ({report.bytes_written / 2**20:.1f} MiB) "
                f"to {report.out_dir} in {report.seconds:.2f} s")
 

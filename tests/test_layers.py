@@ -20,7 +20,8 @@ LAYERS = [
     {"space"},
     {"execute"},
     {"campaign"},
-    {"report", "export", "zoo"},
+    {"export", "zoo"},
+    {"report"},  # reports show what export chooses
     {"cli"},
 ]
 LEVEL = {part: i for i, layer in enumerate(LAYERS) for part in layer}

@@ -16,6 +16,7 @@ Hugging Face model cards take (YAML metadata, then Markdown).
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 import yaml
@@ -39,20 +40,25 @@ def package_versions(*names: str) -> dict[str, str]:
     return out
 
 
-def merge_records(recipe: Recipe) -> dict[str, str]:
-    """File name -> contents of the records a merged folder gets besides the recipe."""
+def merge_records(recipe: Recipe, sections: Sequence[str] = ()) -> dict[str, str]:
+    """File name -> contents of the records a merged folder gets besides the recipe;
+    ``sections`` are more Markdown sections for the model card (see :func:`model_card`)."""
     records = {}
     why_not = None
     try:
         records[MERGEKIT_FILE] = mergekit_yaml(recipe)
     except ConfigError as exc:
         why_not = exc.rule
-    records["README.md"] = model_card(recipe, mergekit_refusal=why_not)
+    records["README.md"] = model_card(recipe, mergekit_refusal=why_not, sections=sections)
     return records
 
 
-def model_card(recipe: Recipe, mergekit_refusal: str | None = None) -> str:
-    """A short model card: metadata, sources, method, how to rebuild, versions."""
+def model_card(recipe: Recipe, mergekit_refusal: str | None = None,
+               sections: Sequence[str] = ()) -> str:
+    """A short model card: metadata, sources, method, how to rebuild, versions.
+
+    ``sections`` (Markdown, each starting with its ``##`` heading) go before the
+    versions: a campaign's export adds its scores and where the recipe came from."""
     sources = recipe.source_models()
     meta = {"library_name": "transformers", "tags": ["merge", "evomerge"],
             "base_model": sources}
@@ -75,6 +81,7 @@ def model_card(recipe: Recipe, mergekit_refusal: str | None = None) -> str:
         lines += [f"`{MERGEKIT_FILE}` is the same merge as a mergekit config.", ""]
     else:
         lines += [f"mergekit cannot express this recipe: {mergekit_refusal}.", ""]
+    lines += [section.rstrip() + "\n" for section in sections]
     lines += ["## Versions", "",
               *[f"- {name} {v}" for name, v in versions.items()],
               f"- Python {platform.python_version()}", ""]
