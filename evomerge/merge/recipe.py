@@ -29,6 +29,7 @@ from evomerge.config_io import read_yaml, validate_config
 from evomerge.merge.dtypes import DTYPE_NAMES
 from evomerge.merge.operators import LINES_PARAMS
 from evomerge.merge.params import Setting, Settings, plain_setting
+from evomerge.merge.routing import Routing, check_merged_use
 from evomerge.merge.validate import check_recipe
 
 NATIVE_FORMAT = "evomerge/recipe-v1"
@@ -88,7 +89,8 @@ class Recipe(_Strict):
 
     format: Literal["evomerge/recipe-v1"] | None = None
     name: str | None = None
-    merge_method: str
+    #: None only in a routing-only recipe (``routing`` given, nothing merged)
+    merge_method: str | None = None
     base_model: str | None = None
     models: list[ModelEntry] | None = None
     slices: list[OutputSlice] | None = None
@@ -98,9 +100,15 @@ class Recipe(_Strict):
     tokenizer_source: str | None = None
     seed: int = 0
     lines: Lines | None = None
+    #: a layer path through the sources (and the merge, as ``<merged>``); see routing.py
+    routing: Routing | None = None
 
     @model_validator(mode="after")
     def _inputs(self) -> Recipe:
+        if self.routing is not None:
+            check_merged_use(self.routing, self.merge_method is not None)
+        if self.merge_method is None:
+            return self._routing_only()
         if self.models is not None and self.slices is not None:
             raise ValueError("give either 'models' or 'slices', not both")
         if not self.models and not self.slices:
@@ -109,10 +117,22 @@ class Recipe(_Strict):
         check_recipe(self)
         return self
 
+    def _routing_only(self) -> Recipe:
+        if self.routing is None:
+            raise ValueError("give 'merge_method' (a weight merge), 'routing' (a layer "
+                             "path), or both")
+        merge_fields = [f for f in ("base_model", "models", "slices", "parameters", "lines")
+                        if getattr(self, f) is not None]
+        if merge_fields:
+            raise ValueError(f"{merge_fields[0]!r} belongs to a weight merge: give "
+                             "'merge_method' too, or leave it out of a routing-only recipe")
+        return self
+
     # -- derived facts ---------------------------------------------------------------
 
     def source_models(self) -> list[str]:
-        """Every model the recipe reads, base first, without repeats, in order."""
+        """Every model the weight merge reads, base first, without repeats, in order
+        (a routing's models are ``routing.models()``)."""
         names: list[str] = [self.base_model] if self.base_model else []
         for m in self.models or []:
             names.append(m.model)
