@@ -5,11 +5,12 @@ A campaign file (``format: evomerge/campaign-v1``) holds::
     name: toy-ties                       # the study's name
     models: {base: runs/zoo/models/base, sources: [runs/zoo/models/expert_add, ...]}
     space: ../../search_spaces/ties_layerwise.yaml   # a file (relative to this file) or inline
-    optimizer: {name: cma, options: {popsize: 6}}
+    optimizer: {name: cma, options: {popsize: 6}}   # optional: CMA-ES with its defaults
     evaluation: {lm_eval: {include_paths: [...], search_tasks: [...]}}
     objectives: [score]                  # optional: which evaluation objectives to optimise
     budget: {evaluations: 100, hours: 8} # either or both
-    executor: {kind: local, workers: 1, device: auto}
+    executor: {kind: local, workers: 1, device: auto}   # or kind: ray (address: HOST:PORT)
+    report: {best: 3}                    # how many best candidates get the report tasks
     seed: 0
 
 Model folders and evaluation paths are read from the working directory, as recipes and
@@ -51,9 +52,14 @@ from evomerge.evaluate.base import settings_hash
 from evomerge.execute.base import EXECUTORS
 from evomerge.optim.base import ObjectiveSpec
 from evomerge.optim.registry import build_optimizer
+from evomerge.records import Candidate
 from evomerge.space import BoundSpace, Space, load_space
+from evomerge.space.bound import Decoded
 
 CAMPAIGN_FORMAT = "evomerge/campaign-v1"
+#: the optimizer of a campaign file that names none: CMA-ES, as the evolutionary model
+#: merge paper ran it (x0 = 0.5, sigma0 = 1/6 on the unit box)
+DEFAULT_OPTIMIZER = "cma"
 
 
 class _Strict(BaseModel):
@@ -85,6 +91,29 @@ class ExecutorConfig(_Strict):
     kind: Literal["local", "ray"] = "local"
     workers: PositiveInt = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: HOST:PORT of a running Ray head to join (kind ray); none: a local Ray
+    address: str | None = None
+    #: a candidate still running after this many seconds is a failed result
+    candidate_timeout_s: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _address_needs_ray(self) -> ExecutorConfig:
+        if self.address is not None and self.kind != "ray":
+            raise ValueError("address joins a Ray cluster: it needs kind ray")
+        return self
+
+    def options(self) -> dict[str, Any]:
+        """The executor's own keyword options."""
+        extra: dict[str, Any] = {"candidate_timeout_s": self.candidate_timeout_s}
+        if self.kind == "ray":
+            extra["address"] = self.address
+        return extra
+
+
+class ReportConfig(_Strict):
+    #: how many of the best candidates (by the search split) are scored on the report
+    #: tasks when the search stops; for several objectives, members of the Pareto front
+    best: PositiveInt = 3
 
 
 class CampaignConfig(_Strict):
@@ -94,11 +123,13 @@ class CampaignConfig(_Strict):
     name: str = Field(min_length=1)
     models: ModelsConfig
     space: str | dict[str, Any]
-    optimizer: OptimizerConfig
+    optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(
+        name=DEFAULT_OPTIMIZER))
     evaluation: dict[str, Any]
     objectives: list[str] | None = Field(default=None, min_length=1)
     budget: BudgetConfig
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     seed: int = 0
 
     @classmethod
@@ -135,6 +166,17 @@ class Campaign:
 
     def config_hash(self) -> str:
         return settings_hash(self.resolved_dict())
+
+    @property
+    def has_report_tasks(self) -> bool:
+        return self.evaluation.lm_eval is not None and bool(self.evaluation.lm_eval.report_tasks)
+
+    def decode(self, candidate: Candidate) -> Decoded:
+        """The recipe of an optimizer's candidate, from its point."""
+        if candidate.x is None:
+            raise ConfigError(self.file, "optimizer", self.config.optimizer.name,
+                              f"candidate {candidate.uid} carries no point to decode")
+        return self.space.decode(candidate.x)
 
     def build_optimizer(self):
         opt = self.config.optimizer

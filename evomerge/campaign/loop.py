@@ -3,7 +3,9 @@
 The optimizer only proposes and learns; the space decodes points into recipes; the
 executor builds and scores them; the study records each candidate as a trial. The loop
 stops when the budget of evaluations or hours is spent, or on Ctrl-C (the trials in
-flight stay RUNNING; a resume runs them again).
+flight stay RUNNING; a resume runs them again). After the search, the best candidates
+(chosen on the search split, :mod:`~evomerge.campaign.choice`) are scored on the report
+tasks, once each.
 
 A recipe evaluated before (same content hash) is not evaluated again: its recorded
 result is told for the new candidate, whose trial says ``reused_from``. Reused results
@@ -22,8 +24,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from evomerge.campaign.choice import best_trials
 from evomerge.campaign.folder import CampaignFolder
-from evomerge.campaign.study import StudyRecord
+from evomerge.campaign.study import REPORT_PREFIX, StudyRecord
 from evomerge.execute.base import Executor
 from evomerge.optim.base import Optimizer
 from evomerge.records import Candidate, Fitness
@@ -48,6 +51,7 @@ class LoopStatus:
     objective: str = ""
     run_evaluations: int = 0
     run_s: float = 0.0
+    reported: int = 0
     stopped: str | None = None
 
     @property
@@ -91,18 +95,9 @@ class CampaignLoop:
         start = time.monotonic()
         self._clock = lambda: prior_s + time.monotonic() - start
         self._run_start = start
-        reuse_streak = 0
         try:
-            while True:
-                while (self.executor.pending < self.executor.workers
-                       and self._may_submit(reuse_streak)):
-                    reuse_streak = 0 if self._next() else reuse_streak + 1
-                if self.executor.pending == 0 and not self._inflight:
-                    self.status.stopped = self._stop_reason(reuse_streak)
-                    break
-                for uid, fitness in self.executor.results(timeout=1.0):
-                    self._finish(uid, fitness)
-                self._report()
+            self._search()
+            self._score_report()
         except KeyboardInterrupt:
             self.status.stopped = "interrupted"
         finally:
@@ -111,6 +106,35 @@ class CampaignLoop:
             self.folder.save_optimizer(optimizer.state_dict())
         self._report()
         return self.status
+
+    def _search(self) -> None:
+        reuse_streak = 0
+        while True:
+            while (self.executor.pending < self.executor.workers
+                   and self._may_submit(reuse_streak)):
+                reuse_streak = 0 if self._next() else reuse_streak + 1
+            if self.executor.pending == 0 and not self._inflight:
+                self.status.stopped = self._stop_reason(reuse_streak)
+                return
+            for uid, fitness in self.executor.results(timeout=1.0):
+                self._finish(uid, fitness)
+            self._report()
+
+    def _score_report(self) -> None:
+        """Score the chosen candidates (chosen on the search split only) on the report
+        tasks; those scored before, in an earlier run, are not scored again."""
+        if not self.campaign.has_report_tasks:
+            return
+        chosen = best_trials(self.record.trials(), self.campaign.objectives,
+                             self.campaign.config.report.best)
+        todo = {f"{REPORT_PREFIX}{t.candidate.uid}": t for t in chosen if t.report is None}
+        for key, trial in todo.items():
+            self.executor.submit(key, self.folder.trial_recipe(trial).to_dict(), split="report")
+        while self.executor.pending:
+            for key, fitness in self.executor.results(timeout=1.0):
+                self.record.set_report(todo[key].candidate.uid, fitness)
+                self.status.reported += 1
+            self._report()
 
     # -- restoring -------------------------------------------------------------------
 
@@ -159,7 +183,7 @@ class CampaignLoop:
         else:
             candidate, number = self.optimizer.ask(1)[0], None
         try:
-            recipe, clipped = self.space.decode(candidate.x)
+            recipe, clipped = self.campaign.decode(candidate)
         except Exception as exc:  # a point the space cannot decode is a failed trial
             number = self._start(candidate, None, number)
             self.status.evaluations += 1

@@ -33,7 +33,8 @@ def run_folder(folder: CampaignFolder, progress: Progress | None = None,
     spec = WorkerSpec(base=config.models.base, sources=tuple(config.models.sources),
                       evaluation=folder.campaign.evaluation, device=config.executor.device,
                       source=str(folder.campaign.file))
-    executor = build_executor(config.executor.kind, spec, workers=config.executor.workers)
+    executor = build_executor(config.executor.kind, spec, workers=config.executor.workers,
+                              **config.executor.options())
     return CampaignLoop(folder, executor, progress).run(resume=resume)
 
 

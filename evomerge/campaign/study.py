@@ -31,6 +31,7 @@ from evomerge.optim.base import ObjectiveSpec
 from evomerge.records import Candidate, Fitness
 
 JOURNAL = "study.journal"
+REPORT_PREFIX = "report:"
 
 
 @dataclass
@@ -46,6 +47,8 @@ class TrialRecord:
     worker: str | None
     started: Any
     finished: Any
+    #: its scores on the report tasks, when it was chosen for them (see ``report:<uid>``)
+    report: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:
@@ -142,10 +145,25 @@ class StudyRecord:
             state = TrialState.PRUNED if fitness.status == "pruned" else TrialState.FAIL
             self.study.tell(number, state=state)
 
+    def set_report(self, uid: str, fitness: Fitness) -> None:
+        """Record a candidate's scores on the report tasks."""
+        self.study.set_user_attr(REPORT_PREFIX + uid, {
+            "objectives": dict(fitness.objectives), "error": fitness.error,
+            "eval_s": fitness.timings.get("eval_s"), "worker": fitness.worker})
+
     # -- reading ---------------------------------------------------------------------
 
     def trials(self) -> list[TrialRecord]:
-        return [_read_trial(t) for t in self.study.get_trials(deepcopy=False)]
+        reports = self.reports()
+        out = [_read_trial(t) for t in self.study.get_trials(deepcopy=False)]
+        for t in out:
+            t.report = reports.get(t.candidate.uid)
+        return out
+
+    def reports(self) -> dict[str, dict[str, Any]]:
+        """uid -> its scores on the report tasks."""
+        return {k[len(REPORT_PREFIX):]: v for k, v in self.study.user_attrs.items()
+                if k.startswith(REPORT_PREFIX)}
 
     @property
     def user_attrs(self) -> dict[str, Any]:

@@ -5,7 +5,7 @@ pairs in the order they finish. It never raises for a bad candidate: a merge tha
 or a score that is not a number comes back as a failed Fitness with the error text.
 
 >>> EXECUTORS.names()
-['local']
+['local', 'ray']
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ class Executor(ABC):
     workers: int = 1
 
     @abstractmethod
-    def submit(self, uid: str, recipe: dict[str, Any]) -> None:
-        """Queue one candidate's recipe (a plain dict)."""
+    def submit(self, uid: str, recipe: dict[str, Any], split: str = "search") -> None:
+        """Queue one candidate's recipe (a plain dict), to be scored on the evaluation's
+        ``search`` or ``report`` tasks."""
 
     @abstractmethod
     def results(self, timeout: float | None = None) -> list[tuple[str, Fitness]]:
@@ -66,9 +67,11 @@ class Executor(ABC):
 #: executor kind -> "module:class" (imported on use, so Ray loads only for ``ray``)
 EXECUTORS: Registry[str] = Registry("executor")
 EXECUTORS.register("local", "evomerge.execute.local:LocalExecutor")
+EXECUTORS.register("ray", "evomerge.execute.ray_pool:RayExecutor")
 
 
-def build_executor(kind: str, spec: WorkerSpec, workers: int = 1) -> Executor:
-    """The executor of ``kind`` over ``workers`` workers, each built from ``spec``."""
+def build_executor(kind: str, spec: WorkerSpec, workers: int = 1, **options: Any) -> Executor:
+    """The executor of ``kind`` over ``workers`` workers, each built from ``spec``;
+    ``options`` are the kind's own (``address`` for Ray, ``candidate_timeout_s``)."""
     module, name = EXECUTORS.get(kind).split(":")
-    return getattr(importlib.import_module(module), name)(spec, workers=workers)
+    return getattr(importlib.import_module(module), name)(spec, workers=workers, **options)

@@ -12,7 +12,7 @@ import time
 import traceback
 from typing import Any
 
-from evomerge.evaluate import build_search_evaluator
+from evomerge.evaluate import build_report_evaluator, build_search_evaluator
 from evomerge.execute.base import WorkerSpec
 from evomerge.merge.live import LiveMerger
 from evomerge.merge.recipe import load_recipe_dict
@@ -45,21 +45,30 @@ class Worker:
         self.model = self.merger.new_model()
         self.tokenizer = AutoTokenizer.from_pretrained(spec.base or spec.sources[0])
         reference = (lambda: self.merger.weights[self.merger.base]) if spec.base else None
-        self.evaluator = build_search_evaluator(spec.evaluation, spec.source,
-                                                reference_state=reference)
+        self.evaluators = {"search": build_search_evaluator(spec.evaluation, spec.source,
+                                                            reference_state=reference)}
+        report = build_report_evaluator(spec.evaluation, spec.source)
+        if report is not None:
+            self.evaluators["report"] = report
         self.load_s = time.perf_counter() - start
+        self.ready_at = time.time()
 
-    def evaluate(self, recipe: dict[str, Any]) -> Fitness:
-        """Build ``recipe`` into the worker's model and score it."""
+    def evaluate(self, recipe: dict[str, Any], split: str = "search") -> Fitness:
+        """Build ``recipe`` into the worker's model and score it on the ``search`` or
+        ``report`` tasks; any error, out of memory included, is a failed Fitness
+        carrying its text."""
+        began = time.time()
         start = time.perf_counter()
         try:
             merge_s = self.merger.build(load_recipe_dict(recipe), self.model)
-        except Exception:  # a bad candidate is a failed record, not a stopped campaign
+            fitness = self.evaluators[split].evaluate(self.model, self.tokenizer)
+        except Exception as exc:  # a bad candidate is a failed record, not a stopped campaign
+            _release_memory(exc)
             return Fitness.failed(traceback.format_exc(), worker=self.id,
-                                  timings={"merge_s": time.perf_counter() - start})
-        fitness = self.evaluator.evaluate(self.model, self.tokenizer)
+                                  timings={"total_s": time.perf_counter() - start,
+                                           **self._clock(began)})
         fitness.worker = self.id
-        fitness.timings = {"merge_s": merge_s, **fitness.timings}
+        fitness.timings = {"merge_s": merge_s, **fitness.timings, **self._clock(began)}
         bad = [k for k, v in fitness.objectives.items() if not math.isfinite(v)]
         if fitness.is_ok and bad:
             return Fitness.failed(f"objectives {bad} are not finite numbers: "
@@ -67,3 +76,18 @@ class Worker:
                                   directions=fitness.directions, timings=fitness.timings,
                                   worker=self.id, settings_hash=fitness.settings_hash)
         return fitness
+
+    def _clock(self, began: float) -> dict[str, float]:
+        """Wall-clock marks (epoch seconds) from which a worker's busy and idle time is
+        read: when it became ready, when this candidate began and ended."""
+        return {"load_s": self.load_s, "ready_at": self.ready_at, "began": began,
+                "ended": time.time()}
+
+
+def _release_memory(exc: BaseException) -> None:
+    """After an out-of-memory error, give the cached blocks back so that the next
+    candidate starts from the worker's resident state."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -34,7 +34,7 @@ def test_the_space_path_is_read_from_the_campaign_files_folder(tiny_zoo, tmp_pat
     ({"budget": {}}, "budget", "give evaluations, hours or both"),
     ({"budget__hours": -1}, "budget.hours", "greater than 0"),
     ({"executor__kind": "slurm"}, "executor.kind", "'local' or 'ray'"),
-    ({"executor__kind": "ray"}, "executor.kind", "not available in this version"),
+    ({"executor__address": "127.0.0.1:6379"}, "executor", "needs kind ray"),
     ({"models__sources": ["/no/such/model"]}, "models.sources[0]", "no such model folder"),
     ({"optimizer": {"name": "cma", "options": {"sigma": 0.2}}}, "optimizer.options.sigma",
      "sigma0"),

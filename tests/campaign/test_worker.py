@@ -68,11 +68,11 @@ def test_a_recipe_that_cannot_be_built_fails_alone(executor, tiny_zoo):
 def test_a_score_that_is_not_a_number_is_a_failure(executor, tiny_zoo):
     executor.results()  # nothing pending: nothing returned
     worker = executor._worker
-    kept = worker.evaluator
+    kept = worker.evaluators["search"]
     try:
-        worker.evaluator = Constant(float("nan"))
+        worker.evaluators["search"] = Constant(float("nan"))
         fitness = worker.evaluate(_recipe(tiny_zoo))
     finally:
-        worker.evaluator = kept
+        worker.evaluators["search"] = kept
     assert fitness.status == "failed" and "not finite" in fitness.error
     assert fitness.timings["merge_s"] > 0
