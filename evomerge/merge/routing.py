@@ -98,19 +98,19 @@ def check_layers(routing: Routing, layer_counts: Mapping[str, int]) -> None:
     ``layer_counts`` maps each model name (as the routing spells it, or any spelling of
     the same folder) to its number of layers.
     """
-    counts = {_key(m): n for m, n in layer_counts.items()}
+    counts = {model_key(m): n for m, n in layer_counts.items()}
     for field, model in [("routing.embeddings", routing.embeddings)] + [
             (f"routing.path[{i}].model", h.model) for i, h in enumerate(routing.path)]:
-        if _key(model) not in counts:
+        if model_key(model) not in counts:
             raise ConfigError(None, field, model,
                               f"not among the models given: {sorted(layer_counts)}")
     for i, hop in enumerate(routing.path):
-        n = counts[_key(hop.model)]
+        n = counts[model_key(hop.model)]
         if hop.layer >= n:
             raise ConfigError(None, f"routing.path[{i}].layer", hop.layer,
                               f"model {hop.model!r} has {n} layers (0 to {n - 1})")
     last = routing.path[-1]
-    n = counts[_key(routing.embeddings)]
+    n = counts[model_key(routing.embeddings)]
     if routing.anchored and (not same_model(last.model, routing.embeddings)
                              or last.layer != n - 1):
         raise ConfigError(None, f"routing.path[{len(routing.path) - 1}]", _hop_text(last),
@@ -130,10 +130,10 @@ def check_merged_use(routing: Routing, has_merge: bool) -> None:
 
 
 def same_model(a: str, b: str) -> bool:
-    return _key(a) == _key(b)
+    return model_key(a) == model_key(b)
 
 
-def _key(model: str) -> str:
+def model_key(model: str) -> str:
     """One spelling per model folder, so 'runs/a/' and 'runs/a' meet."""
     return model if model == MERGED else os.path.normpath(model)
 

@@ -1,0 +1,97 @@
+"""A routed model in memory: a recipe's layer path over resident source models.
+
+:func:`build_routed` makes a Hugging Face causal LM whose decoder runs the path's hops
+(:mod:`evomerge.merge.routed_layers`) between the embeddings model's embeddings and its
+final norm and head. Nothing is copied: the hops share the sources' layer parameters,
+the frame shares the embeddings model's modules, and building one is a matter of
+shallow copies (microseconds per hop), so a worker switches from one routed candidate
+to the next without moving weights. The model runs through transformers' ordinary
+``forward`` and ``generate`` (each hop with its own cache slot), so any evaluator scores
+it like any model.
+
+The sources stay usable and unchanged; several routed models over them may coexist.
+A recipe with a weight merge routes through its merged model, passed as
+``sources[MERGED]`` (a :class:`~evomerge.merge.live.LiveMerger` live model).
+
+>>> # sources = load_sources(["runs/a", "runs/b"]); model = build_routed(recipe, sources)
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+from evomerge.errors import ConfigError
+from evomerge.merge.recipe import Recipe
+from evomerge.merge.routed_layers import decoder_of, install_hops, path_config
+from evomerge.merge.routing import Routing, check_layers, model_key
+
+
+def build_routed(recipe: Recipe | Routing, sources: Mapping[str, torch.nn.Module]
+                 ) -> torch.nn.Module:
+    """The routed model of ``recipe``'s routing over ``sources`` (model name, as the
+    routing spells it or any spelling of the same folder, -> a loaded causal LM of a
+    Llama-like architecture; the recipe's merge under ``MERGED``)."""
+    routing = recipe if isinstance(recipe, Routing) else _routing_of(recipe)
+    models = {model_key(name): model for name, model in sources.items()}
+    check_layers(routing, {name: m.config.num_hidden_layers for name, m in sources.items()})
+    frame = models[model_key(routing.embeddings)]
+    for model in routing.models():
+        _check_fits(frame, models[model_key(model)], routing.embeddings, model)
+    layers = [decoder_of(models[model_key(h.model)]).layers[h.layer] for h in routing.path]
+    types = [_layer_type(models[model_key(h.model)], h.layer) for h in routing.path]
+    config = path_config(frame.config, None if None in types else types, len(layers))
+    shell = _shell(frame)
+    install_hops(shell, layers, [h.scale for h in routing.path], config)
+    return shell
+
+
+def load_sources(models: Sequence[str | Path], *, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32) -> dict[str, torch.nn.Module]:
+    """Model folders loaded once, in eval mode, keyed by the names given."""
+    from transformers import AutoModelForCausalLM
+
+    out = {}
+    for name in models:
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, device_map=device)
+        out[str(name)] = model.eval()
+    return out
+
+
+def _routing_of(recipe: Recipe) -> Routing:
+    if recipe.routing is None:
+        raise ConfigError(None, "routing", None, "the recipe has no routing to build")
+    return recipe.routing
+
+
+def _shell(frame: torch.nn.Module) -> torch.nn.Module:
+    """A shallow copy of ``frame`` and of its decoder, each with its own submodule
+    table, so that installing the path leaves ``frame`` as it was."""
+    shell = copy.copy(frame)
+    shell.__dict__["_modules"] = dict(frame._modules)
+    decoder = decoder_of(frame)
+    prefix = next(name for name, child in frame._modules.items() if child is decoder)
+    own = copy.copy(decoder)
+    own.__dict__["_modules"] = dict(decoder._modules)
+    shell._modules[prefix] = own
+    return shell
+
+
+def _layer_type(model: torch.nn.Module, layer: int) -> str | None:
+    types = getattr(model.config, "layer_types", None)
+    return None if types is None else types[layer]
+
+
+def _check_fits(frame: torch.nn.Module, model: torch.nn.Module, frame_name: str,
+                name: str) -> None:
+    """A hop's layer must read and write the frame's hidden states."""
+    a, b = frame.config, model.config
+    for key in ("model_type", "hidden_size"):
+        if getattr(a, key, None) != getattr(b, key, None):
+            raise ConfigError(None, "routing.path", name,
+                              f"its {key} is {getattr(b, key, None)!r}, the embeddings "
+                              f"model {frame_name!r} has {getattr(a, key, None)!r}: a "
+                              "path may only join layers of one architecture and width")
