@@ -52,7 +52,7 @@ def merged_tensor(recipe: Recipe, task: TensorTask, fetch: Fetch,
         # the merged delta goes to a reused buffer: no fresh pages per tensor
         merged = ctx.buffers.get("merged delta", inputs[0].shape, compute_dtype(inputs[0]))
         delta = op(inputs, task.params, base=base, generator=gen, ctx=call_ctx, out=merged)
-        scale = _lines_scale(recipe, task)
+        scale = lines_factor(recipe, task)
         if out is not None and out.dtype == base.dtype and out.device == base.device:
             # one fused pass into the live parameter
             return torch.add(base, delta, alpha=scale, out=out)
@@ -74,7 +74,7 @@ def _combined(op: MergeOperator, recipe: Recipe, task: TensorTask, fetch: Fetch,
     coefficients = op.coefficients(inputs, task.params)
     terms = list(zip(inputs, coefficients))
     if op.kind == "delta":
-        scale = _lines_scale(recipe, task)
+        scale = lines_factor(recipe, task)
         terms = [(t, scale * c) for t, c in terms]
         # with raw tensors, base + sum c (theta - base) = (1 - sum c) base + sum c theta
         base_factor = 1.0 if fetch_delta else 1.0 - sum(c for _, c in terms)
@@ -99,7 +99,7 @@ def _task_vector(theta: torch.Tensor, base: torch.Tensor, i: int,
                                                      theta.dtype))
 
 
-def _lines_scale(recipe: Recipe, task: TensorTask) -> float:
+def lines_factor(recipe: Recipe, task: TensorTask) -> float:
     """LiNeS's factor for this tensor's merged task vector (1 without LiNeS)."""
     if recipe.lines is None:
         return 1.0

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 
 #: names a recipe's ``dtype`` / ``out_dtype`` and ``evomerge merge --dtype`` accept
 DTYPE_NAMES = ("float32", "float16", "bfloat16", "float64")
+#: how a disk merge computes: in the recipe's dtype as mergekit does (16-bit recipes
+#: round where mergekit rounds), or in float32 with only the result cast
+COMPUTE_MODES = ("dtype", "float32")
 
 
 def torch_dtype(name: str) -> torch.dtype:

@@ -7,6 +7,7 @@ inputs are read (memory-mapped), merged, cast, handed to the writer, and dropped
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,11 +18,12 @@ import torch
 
 from evomerge.checkpoint import CheckpointReader, CheckpointWriter, check_compatible
 from evomerge.checkpoint.writer import check_target
-from evomerge.errors import CheckpointError
+from evomerge.errors import CheckpointError, ConfigError
 from evomerge.merge.apply import merged_tensor
+from evomerge.merge.dtypes import COMPUTE_MODES, torch_dtype
 from evomerge.merge.engine import MergeContext
-from evomerge.merge.dtypes import torch_dtype
-from evomerge.merge.plan import plan_merge
+from evomerge.merge.in_dtype import is_16_bit, merged_in_dtype
+from evomerge.merge.plan import TensorTask, plan_merge
 from evomerge.merge.recipe import Recipe
 
 #: the recipe as it ran, in every merged folder
@@ -98,13 +100,30 @@ def output_dtype(recipe: Recipe, override: str | None, reader: CheckpointReader,
     return torch_dtype(chosen) if chosen else reader.dtype(name)
 
 
+def task_dtype(recipe: Recipe, readers: Mapping[str, CheckpointReader],
+               task: TensorTask) -> torch.dtype:
+    """The dtype mergekit computes one tensor in: the recipe's ``dtype``, else the
+    promotion of its inputs' stored dtypes."""
+    if recipe.dtype:
+        return torch_dtype(recipe.dtype)
+    inputs = [*task.inputs, *([task.base] if task.base else [])]
+    stored = {readers[m].dtype(n) for m, n in inputs}
+    return functools.reduce(torch.promote_types, stored)
+
+
 def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
                   dtype: str | None = None, max_shard_bytes: int = 5 * 2**30,
                   overwrite: bool = False, allow_pickle: bool = False,
                   progress: Callable[[int, int], None] | None = None,
                   recipe_file: Path | str | None = None,
-                  records: Mapping[str, str] | None = None) -> MergeReport:
+                  records: Mapping[str, str] | None = None,
+                  compute: str = "dtype") -> MergeReport:
     """Build the recipe's merged model as a Hugging Face folder at ``out_dir``.
+
+    ``compute="dtype"`` computes each tensor as mergekit does: in the recipe's ``dtype``
+    (else the sources' stored one), so a 16-bit recipe rounds where mergekit rounds
+    (:mod:`~evomerge.merge.in_dtype`). ``compute="float32"`` reads and merges in float32
+    (float64 with ``dtype="float64"``) and casts only the result.
 
     The folder always holds the recipe as it ran (``evomerge_recipe.yaml``); ``records``
     adds more text files (file name -> contents), such as a model card, written with the
@@ -123,11 +142,14 @@ def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
         tokenizer_from = Path(recipe.tokenizer_source)
     else:
         tokenizer_from = config_source.path
-    compute = torch.float64 if dtype == "float64" else torch.float32
+    if compute not in COMPUTE_MODES:
+        raise ConfigError(None, "compute", compute,
+                          f"must be one of {', '.join(COMPUTE_MODES)}")
+    wide = torch.float64 if dtype == "float64" else torch.float32
 
     def fetch(model: str, name: str) -> torch.Tensor:
         # read-only views on the memory maps: operators never write to their inputs
-        return readers[model].get(name, device=device, dtype=compute, copy=False)
+        return readers[model].get(name, device=device, dtype=wide, copy=False)
 
     ctx = MergeContext(device)  # the operators' buffers and thread pool, for this merge
     written = 0
@@ -144,8 +166,13 @@ def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
             reader = readers[first_model]
             target_dtype = output_dtype(recipe, dtype, reader, first_name)
             slot = background.free_slot()
-            out = ctx.buffers.get(("out", slot), reader.shape(first_name), compute)
-            value = merged_tensor(recipe, task, fetch, out=out, ctx=ctx)
+            narrow = task_dtype(recipe, readers, task)
+            if compute == "dtype" and is_16_bit(narrow):
+                value = merged_in_dtype(recipe, task, _reading(readers, device, narrow),
+                                        narrow, ctx=ctx)
+            else:
+                out = ctx.buffers.get(("out", slot), reader.shape(first_name), wide)
+                value = merged_tensor(recipe, task, fetch, out=out, ctx=ctx)
             value = value.to(target_dtype).cpu()
             background.add(slot, task.out_name, value)
             written += value.numel() * value.element_size()
@@ -161,6 +188,13 @@ def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
     return MergeReport(out_dir, len(tasks), written, time.perf_counter() - start)
 
 
+def _reading(readers: Mapping[str, CheckpointReader], device: str,
+             dtype: torch.dtype) -> Callable[[str, str], torch.Tensor]:
+    """A fetch that reads tensors cast to ``dtype``."""
+    return lambda model, name: readers[model].get(name, device=device, dtype=dtype,
+                                                  copy=False)
+
+
 def _output_config(recipe: Recipe, source: CheckpointReader, tasks, dtype) -> dict:
     config = dict(source.config)
     if not config:
@@ -169,9 +203,9 @@ def _output_config(recipe: Recipe, source: CheckpointReader, tasks, dtype) -> di
     if layers and "num_hidden_layers" in config:
         config["num_hidden_layers"] = len(layers)
     chosen = dtype or recipe.out_dtype or recipe.dtype
-    if chosen:
-        config["torch_dtype"] = chosen
-        config.pop("dtype", None)
+    if chosen:  # transformers 5 names it ``dtype`` (``torch_dtype`` is its old alias)
+        config["dtype"] = chosen
+        config.pop("torch_dtype", None)
     head_written = any(t.out_name == "lm_head.weight" for t in tasks)
     if config.get("tie_word_embeddings") and head_written:
         config["tie_word_embeddings"] = False

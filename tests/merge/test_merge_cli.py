@@ -59,7 +59,7 @@ def test_dtype_option_sets_output_dtype(tiny_models, tmp_path):
     assert main(["merge", str(recipe), str(tmp_path / "bf"), "--quiet", "--dtype", "bfloat16"]) == 0
     tensors = load_file(tmp_path / "bf" / "model.safetensors")
     assert {t.dtype for t in tensors.values()} == {torch.bfloat16}
-    assert json.loads((tmp_path / "bf" / "config.json").read_text())["torch_dtype"] == "bfloat16"
+    assert json.loads((tmp_path / "bf" / "config.json").read_text())["dtype"] == "bfloat16"
 
 
 def test_existing_model_needs_overwrite(tiny_models, tmp_path, capsys):

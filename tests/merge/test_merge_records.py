@@ -44,7 +44,7 @@ def test_out_dtype_writes_that_dtype_and_config(tiny_models, tmp_path):
     got = load_file(tmp_path / "out" / "model.safetensors")
     assert {t.dtype for t in got.values()} == {torch.bfloat16}
     config = yaml.safe_load((tmp_path / "out" / "config.json").read_text())
-    assert config["torch_dtype"] == "bfloat16"
+    assert config["dtype"] == "bfloat16"
     # --dtype on the command line wins over the recipe's out_dtype
     assert main(["merge", str(recipe), str(tmp_path / "o2"), "--quiet",
                  "--dtype", "float16"]) == 0

@@ -24,7 +24,7 @@ as the operator receives them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -33,9 +33,15 @@ Tensors = Sequence[torch.Tensor]
 
 # --- sparsifiers: which entries of a task vector are kept ----------------------------
 
-def _stable_descending(tau: torch.Tensor) -> torch.Tensor:
-    """Flat indices by magnitude, largest first, ties by lower index."""
-    return torch.sort(tau.abs().reshape(-1), descending=True, stable=True).indices
+def stable_order(magnitudes: torch.Tensor, descending: bool) -> torch.Tensor:
+    """Flat indices of ``magnitudes`` sorted; of equal magnitudes, the lower index counts
+    as the larger (first when descending, last when ascending)."""
+    order = torch.sort(magnitudes.reshape(-1), descending=True, stable=True).indices
+    return order if descending else order.flip(0)
+
+
+#: ``order(magnitudes, descending) -> flat indices``: how the trims rank entries
+Order = Callable[[torch.Tensor, bool], torch.Tensor]
 
 
 def _mask_of(tau: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
@@ -44,24 +50,25 @@ def _mask_of(tau: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     return mask.view(tau.shape)
 
 
-def top_k_mask(tau: torch.Tensor, density: float) -> torch.Tensor:
+def top_k_mask(tau: torch.Tensor, density: float, order: Order = stable_order) -> torch.Tensor:
     """TIES trim: the ``max(1, int(density * n))`` entries of largest magnitude."""
     n = tau.numel()
     if density >= 1:
         return torch.ones(tau.shape, dtype=torch.bool)
     k = 0 if density <= 0 else max(1, int(density * n))
-    return _mask_of(tau, _stable_descending(tau)[:k])
+    return _mask_of(tau, order(tau.abs(), True)[:k])
 
 
-def outlier_mask(tau: torch.Tensor, density: float, gamma: float) -> torch.Tensor:
+def outlier_mask(tau: torch.Tensor, density: float, gamma: float,
+                 order: Order = stable_order) -> torch.Tensor:
     """Breadcrumbs: skip the ``int(gamma * n)`` largest magnitudes (fewer when that
     leaves under ``int(density * n)``), keep the next ``int(density * n)``."""
     n = tau.numel()
     if density >= 1:
         return torch.ones(tau.shape, dtype=torch.bool)
     keep = int(density * n) if density > 0 else 0
-    skip = min(int(gamma * n), n - keep)
-    return _mask_of(tau, _stable_descending(tau)[skip:skip + keep])
+    below = max(0, n - keep - int(gamma * n))  # the smallest entries, dropped
+    return _mask_of(tau, order(tau.abs(), False)[below:below + keep])
 
 
 def magprune_probabilities(tau: torch.Tensor, density: float,
@@ -102,29 +109,40 @@ def sparsified(tau: torch.Tensor, keep: torch.Tensor, rescale: str,
 
 # --- combining task vectors -------------------------------------------------------------
 
+def _weights_like(weights: Sequence[float], deltas: Tensors) -> torch.Tensor:
+    """The weights as a column in the deltas' dtype (rounded to it, as mergekit holds
+    them), shaped to broadcast over the stacked deltas."""
+    return torch.tensor(list(weights), dtype=deltas[0].dtype).view(-1, *[1] * deltas[0].dim())
+
+
 def weighted_sum(deltas: Tensors, weights: Sequence[float], normalize: bool = False,
                  lam: float = 1.0) -> torch.Tensor:
     """``lam * sum_m w_m delta_m``, over ``sum_m w_m`` with ``normalize`` (unless that
-    sum is within 1e-8 of zero)."""
-    merged = sum(w * d for w, d in zip(weights, deltas))
-    total = sum(weights)
-    return lam * merged / (total if normalize and abs(total) >= 1e-8 else 1.0)
+    sum is within 1e-8 of zero). Evaluated op by op in the deltas' dtype, in mergekit's
+    order, so that in a 16-bit dtype every step rounds where mergekit's does."""
+    w = _weights_like(weights, deltas)
+    merged = (torch.stack(list(deltas)) * w).sum(0)
+    if normalize:
+        total = w.sum(0)
+        merged = merged / torch.where(total.abs() < 1e-8, 1.0, total)
+    return merged * lam if lam != 1 else merged
 
 
 def elect_and_merge(deltas: Tensors, weights: Sequence[float], normalize: bool,
                     lam: float = 1.0) -> torch.Tensor:
     """TIES: with ``d_m = w_m delta_m``, elect the sign of ``sum_m d_m`` per entry (+ at
     0), add the ``d_m`` of that sign (a zero agrees with nothing) and, with
-    ``normalize``, divide by the agreeing models' weights (by 1 where none agree)."""
-    d = torch.stack([w * delta for w, delta in zip(weights, deltas)])
-    w = torch.tensor(weights, dtype=d.dtype).view(-1, *[1] * deltas[0].dim())
+    ``normalize``, divide by the agreeing models' weights (by 1 where none agree).
+    Evaluated op by op in the deltas' dtype, in mergekit's order."""
+    w = _weights_like(weights, deltas)
+    d = torch.stack(list(deltas)) * w
     elected = torch.where(d.sum(0) >= 0, 1.0, -1.0)
     agree = torch.sign(d) == elected
     merged = (d * agree).sum(0)
     if normalize:
         divisor = (w * agree).sum(0)
         merged = merged / torch.where(divisor == 0, 1.0, divisor)
-    return lam * merged
+    return merged * lam if lam != 1 else merged
 
 
 # --- the methods ------------------------------------------------------------------------
@@ -215,7 +233,8 @@ FAMILY = {
 
 
 def family_sparsified(method: str, taus: Tensors, params: dict,
-                      keep: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
+                      keep: Sequence[torch.Tensor] | None = None,
+                      order: Order = stable_order) -> list[torch.Tensor]:
     """Each task vector as ``method`` sparsifies and rescales it before combining."""
     how, _ = FAMILY[method]
     rescale = "none"
@@ -226,9 +245,9 @@ def family_sparsified(method: str, taus: Tensors, params: dict,
         if how == "none":
             out.append(tau)
         elif how == "magnitude":
-            out.append(sparsified(tau, top_k_mask(tau, params["density"][i]), rescale))
+            out.append(sparsified(tau, top_k_mask(tau, params["density"][i], order), rescale))
         elif how == "outliers":
-            mask = outlier_mask(tau, params["density"][i], params["gamma"][i])
+            mask = outlier_mask(tau, params["density"][i], params["gamma"][i], order)
             out.append(sparsified(tau, mask, rescale))
         elif how == "random":
             out.append(dare(tau, keep[i], params["density"][i], rescale))
@@ -239,11 +258,13 @@ def family_sparsified(method: str, taus: Tensors, params: dict,
 
 
 def merge(method: str, tensors: Tensors, params: dict,
-          keep: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+          keep: Sequence[torch.Tensor] | None = None,
+          order: Order = stable_order) -> torch.Tensor:
     """Registered method ``method`` on ``tensors`` (task vectors for delta methods) with
-    resolved ``params``; ``keep`` is each task vector's keep mask for random methods."""
+    resolved ``params``; ``keep`` is each task vector's keep mask for random methods,
+    ``order`` how the trims rank magnitudes (which of equal ones they keep)."""
     if method in FAMILY:
-        deltas = family_sparsified(method, tensors, params, keep)
+        deltas = family_sparsified(method, tensors, params, keep, order)
         combine = elect_and_merge if FAMILY[method][1] else weighted_sum
         return combine(deltas, params["weight"], params["normalize"], params["lambda"])
     if method == "linear":
