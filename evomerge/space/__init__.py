@@ -7,8 +7,11 @@ recipes and encodes recipes back into points.
 """
 
 from evomerge.space.bound import BoundSpace, Clip, Decoded
+from evomerge.space.dataflow import DataflowSpace
 from evomerge.space.facts import ModelFacts
+from evomerge.space.files import load_space
 from evomerge.space.layout import Gene
-from evomerge.space.model import Space, load_space
+from evomerge.space.model import Space
 
-__all__ = ["BoundSpace", "Clip", "Decoded", "Gene", "ModelFacts", "Space", "load_space"]
+__all__ = ["BoundSpace", "Clip", "DataflowSpace", "Decoded", "Gene", "ModelFacts", "Space",
+           "load_space"]

@@ -28,14 +28,17 @@ def space() -> None:
 def show(space_file: Path, models: tuple[Path, ...]) -> None:
     """Print SPACE_FILE's genes: with --models each gene by name, else as a formula of
     the number of sources (n) and layers (L)."""
-    from evomerge.space.model import load_space
+    from evomerge.space import load_space
+    from evomerge.space.dataflow import DataflowSpace, describe_dataflow
     from evomerge.space.show import describe, describe_bound
 
     loaded = load_space(space_file)
+    dataflow = isinstance(loaded, DataflowSpace)
     if not models:
-        click.echo(describe(loaded))
+        click.echo(describe_dataflow(loaded) if dataflow else describe(loaded))
         return
-    click.echo(describe_bound(_bind(loaded, models)))
+    bound = _bind(loaded, models)
+    click.echo(bound.describe() if dataflow else describe_bound(bound))
 
 
 @space.command()
@@ -49,7 +52,7 @@ def decode(space_file: Path, point: str, models: tuple[Path, ...]) -> None:
 
     Without --models the recipe names the models by role (source_1, ... as many as the
     point has genes for), for spaces whose genes need no layers or tensor names."""
-    from evomerge.space.model import load_space
+    from evomerge.space import Space, load_space
 
     loaded = load_space(space_file)
     x = parse_point(point)
@@ -57,7 +60,8 @@ def decode(space_file: Path, point: str, models: tuple[Path, ...]) -> None:
         bound = _bind(loaded, models)
     else:
 
-        if any("layer" in e.per or "group" in e.per for e in loaded.genes):
+        if not isinstance(loaded, Space) or any("layer" in e.per or "group" in e.per
+                                                for e in loaded.genes):
             raise ConfigError(None, "--models", None, "this space's genes depend on the "
                               "models' layers and tensor names; give --models")
         bound = _bind_roles(loaded, len(x))

@@ -171,7 +171,9 @@ class Space(_Strict):
 
 
 def load_space(path: Path | str) -> Space:
-    """Read a space YAML file (``safe_load``); errors name file, field, value and rule."""
+    """Read a parameter-space YAML file (``safe_load``); errors name file, field, value
+    and rule. (``evomerge.space.load_space`` reads data-flow spaces too.)"""
     space = Space.from_dict(read_yaml(path), path)
     space._file = Path(path)
     return space
+
