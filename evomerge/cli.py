@@ -49,7 +49,9 @@ class LazyGroup(click.Group):
             "report": ("evomerge.report.cli:report",
                        "A campaign's self-contained HTML report: plots, failures, recipe."),
             "dashboard": ("evomerge.report.cli:dashboard",
-                          "Serve a campaign's study in optuna-dashboard on 127.0.0.1.")}
+                          "Serve a campaign's study in optuna-dashboard on 127.0.0.1."),
+            "demo": ("evomerge.zoo.demo:demo_cmd",
+                     "A whole campaign on the toy zoo with Ray workers, in minutes.")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
@@ -104,9 +106,14 @@ def merge(recipe_file: Path, out_dir: Path, device: str, dtype: str | None,
     from evomerge.export.mergekit_yaml import load_any_recipe
     from evomerge.export.model_card import merge_records
     from evomerge.merge.to_disk import merge_to_disk
+    from evomerge.merge.validate import ignored_settings
 
     shard = parse_size(out_shard_size)
     recipe = load_any_recipe(recipe_file)
+    ignored = ignored_settings(recipe)
+    if ignored:  # accepted as mergekit accepts them, said once
+        click.echo(f"warning: {recipe_file}: merge method {recipe.merge_method!r} ignores "
+                   f"{', '.join(ignored)}", err=True)
     _check_device(device)
     with _progress_bar("merging", quiet) as progress:
         report = merge_to_disk(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,46 +20,46 @@ from evomerge.errors import ConfigError
 @click.option("--budget", type=int, default=None, help="evaluations (replaces the file's)")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default=None)
 @click.option("--workers", type=int, default=None, help="candidates evaluated at once")
+@click.option("--address", default=None,
+              help="HOST:PORT of a running Ray head to join (implies --executor ray)")
 @click.option("--storage", default=None,
               help="an optuna storage URL for the record (default: OUT/study.journal)")
 @click.option("--quiet", is_flag=True, help="no live progress")
 def run(campaign_file: Path, out: Path | None, budget: int | None, executor: str | None,
-        workers: int | None, storage: str | None, quiet: bool) -> None:
+        workers: int | None, address: str | None, storage: str | None, quiet: bool) -> None:
     """Search the merges of CAMPAIGN_FILE; every candidate is a trial of an optuna study."""
     from evomerge.campaign.config import load_campaign
     from evomerge.campaign.folder import new_folder
     from evomerge.campaign.runner import run_folder
 
-    overrides = {}
-    if budget is not None:
-        if budget <= 0:
-            raise ConfigError(None, "--budget", budget, "must be a whole number > 0")
-        overrides["budget.evaluations"] = budget
+    overrides = _overrides(budget, workers, address)
     if executor is not None:
         overrides["executor.kind"] = executor
-    if workers is not None:
-        if workers <= 0:
-            raise ConfigError(None, "--workers", workers, "must be a whole number > 0")
-        overrides["executor.workers"] = workers
     campaign = load_campaign(campaign_file, overrides)
     folder = new_folder(out or Path("runs") / campaign.config.name, campaign, storage)
     click.echo(f"campaign {campaign.config.name!r}: {campaign.space.dim} genes, "
                f"optimizer {campaign.config.optimizer.name}, record {folder.url}")
-    with _live(quiet) as progress:
+    with live_progress(quiet) as progress:
         status = run_folder(folder, progress)
     _summary(status, folder.out)
 
 
 @click.command("resume")
 @click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--budget", type=int, default=None,
+              help="evaluations in all, this run and the earlier ones (replaces the budget)")
+@click.option("--workers", type=int, default=None, help="candidates evaluated at once")
+@click.option("--address", default=None,
+              help="HOST:PORT of a running Ray head to join (implies the Ray executor)")
 @click.option("--quiet", is_flag=True, help="no live progress")
-def resume(out_dir: Path, quiet: bool) -> None:
+def resume(out_dir: Path, budget: int | None, workers: int | None, address: str | None,
+           quiet: bool) -> None:
     """Continue the campaign in OUT_DIR: finished trials are kept, interrupted ones rerun."""
     from evomerge.campaign.folder import open_folder
     from evomerge.campaign.runner import run_folder
 
-    folder = open_folder(out_dir)
-    with _live(quiet) as progress:
+    folder = open_folder(out_dir, _overrides(budget, workers, address))
+    with live_progress(quiet) as progress:
         status = run_folder(folder, progress, resume=True)
     _summary(status, folder.out)
 
@@ -83,13 +84,39 @@ def status(out_dir: Path, as_json: bool) -> None:
     rate = s["evaluations_per_hour"]
     click.echo(f"time        {s['elapsed_s']:.1f} s" + (f"  ({rate:.0f} evaluations/h)"
                                                         if rate else ""))
-    best = s["best"]
-    if best is None:
+    name = s["objective"]["name"]
+    if s["best"] is None:
         click.echo("best        none yet")
-    else:
-        name = s["objective"]["name"]
-        click.echo(f"best        {name} = {best['objectives'][name]:.4g}  uid {best['uid']}"
-                   f"  trial {best['trial']}  recipe {best['recipe_hash']}")
+    for rank, chosen in enumerate(s["chosen"], 1):
+        report = chosen["report"]
+        test = "" if report is None else f"  report {report.get(name, float('nan')):.4g}"
+        click.echo(f"{'best' if rank == 1 else f'#{rank}':<12}{name} = "
+                   f"{chosen['objectives'][name]:.4g}{test}  uid {chosen['uid']}"
+                   f"  trial {chosen['trial']}  recipe {chosen['recipe_hash']}")
+    for worker, w in s["workers"].items():
+        click.echo(f"worker      {worker}: {w['candidates']} candidates, merge "
+                   f"{w['merge_s']:.1f} s, evaluate {w['eval_s']:.1f} s, idle "
+                   f"{w['idle_s']:.1f} s ({100 * w['busy_fraction']:.0f}% busy)")
+    for failure in s["failures"]:
+        click.echo(f"failed      trial {failure['trial']} ({failure['worker']}): "
+                   f"{failure['error']}")
+
+
+def _overrides(budget: int | None, workers: int | None,
+               address: str | None) -> dict[str, Any]:
+    """Campaign fields the command line replaces, as dotted names."""
+    overrides: dict[str, Any] = {}
+    for option, value in (("--budget", budget), ("--workers", workers)):
+        if value is not None and value <= 0:
+            raise ConfigError(None, option, value, "must be a whole number > 0")
+    if budget is not None:
+        overrides["budget.evaluations"] = budget
+    if workers is not None:
+        overrides["executor.workers"] = workers
+    if address is not None:
+        overrides["executor.kind"] = "ray"
+        overrides["executor.address"] = address
+    return overrides
 
 
 def _summary(status: LoopStatus, out: Path) -> None:
@@ -102,7 +129,7 @@ def _summary(status: LoopStatus, out: Path) -> None:
 
 
 @contextlib.contextmanager
-def _live(quiet: bool):
+def live_progress(quiet: bool):
     """A progress callback drawing a rich live bar (None when quiet)."""
     if quiet:
         yield None
@@ -116,8 +143,21 @@ def _live(quiet: bool):
         def update(s: LoopStatus) -> None:
             best = ("-" if s.best_value is None
                     else f"{s.objective} {s.best_value:.4g} ({s.best_uid})")
+            eta = ""
+            if s.budget and s.per_hour > 0:
+                eta = f"  ETA {_duration(3600.0 * (s.budget - s.evaluations) / s.per_hour)}"
             bar.update(job, completed=s.evaluations, total=s.budget,
-                       info=f"best {best}  {s.per_hour:.0f}/h  failed {s.failures}"
-                            f"  reused {s.reused}")
+                       info=f"best {best}  {s.per_hour:.0f}/h{eta}  busy {s.running}"
+                            f"  failed {s.failures}  reused {s.reused}")
 
         yield update
+
+
+def _duration(seconds: float) -> str:
+    """
+    >>> _duration(3725)
+    '1h02m'
+    """
+    minutes = int(max(seconds, 0) // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{int(seconds)}s" \
+        if minutes == 0 else f"{minutes}m{int(seconds) % 60:02d}s"

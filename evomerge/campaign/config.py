@@ -38,7 +38,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
 
 from evomerge.config_io import read_yaml, validate_config
 from evomerge.errors import ConfigError
@@ -189,7 +196,7 @@ def load_campaign(path: Path | str, overrides: dict[str, Any] | None = None) -> 
     command line's ``--budget`` is ``{"budget.evaluations": N}``)."""
     data = read_yaml(path)
     for dotted, value in (overrides or {}).items():
-        _set(data, dotted, value)
+        set_field(data, dotted, value)
     return campaign_from_dict(data, Path(path))
 
 
@@ -274,7 +281,8 @@ def _absolute_paths(evaluation: EvaluationConfig) -> EvaluationConfig:
     return evaluation.model_copy(update=update)
 
 
-def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+def set_field(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` in nested mappings, making the parents where missing."""
     *parents, last = dotted.split(".")
     node = data
     for key in parents:

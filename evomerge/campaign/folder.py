@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evomerge.campaign.config import Campaign, campaign_from_dict
+from evomerge.campaign.config import Campaign, campaign_from_dict, set_field
 from evomerge.campaign.study import JOURNAL, StudyRecord, TrialRecord, storage_url
 from evomerge.config_io import read_yaml
 from evomerge.errors import ConfigError
@@ -83,14 +83,21 @@ def new_folder(out: Path | str, campaign: Campaign, storage: str | None) -> Camp
     return CampaignFolder(out, campaign, storage)
 
 
-def open_folder(out: Path | str) -> CampaignFolder:
-    """The campaign folder ``out`` as a run left it (its campaign checked again)."""
+def open_folder(out: Path | str, overrides: dict[str, Any] | None = None) -> CampaignFolder:
+    """The campaign folder ``out`` as a run left it (its campaign checked again);
+    ``overrides`` (dotted fields, as ``load_campaign`` takes them) change the campaign
+    for the runs to come and are written into ``OUT/campaign.yaml``."""
     out = Path(out)
     if not (out / RUN_FILE).is_file() or not (out / CAMPAIGN_FILE).is_file():
         raise ConfigError(None, "DIR", str(out),
                           f"not a campaign folder (it has no {RUN_FILE} and {CAMPAIGN_FILE})")
     run = json.loads((out / RUN_FILE).read_text())
-    campaign = campaign_from_dict(read_yaml(out / CAMPAIGN_FILE), out / CAMPAIGN_FILE)
+    data = read_yaml(out / CAMPAIGN_FILE)
+    for dotted, value in (overrides or {}).items():
+        set_field(data, dotted, value)
+    campaign = campaign_from_dict(data, out / CAMPAIGN_FILE)
+    if overrides:
+        write_atomic(out / CAMPAIGN_FILE, campaign.to_yaml())
     return CampaignFolder(out, campaign, run.get("storage"))
 
 

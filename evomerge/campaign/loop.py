@@ -26,8 +26,9 @@ from dataclasses import dataclass, field, replace
 
 from evomerge.campaign.choice import best_trials
 from evomerge.campaign.folder import CampaignFolder
-from evomerge.campaign.study import REPORT_PREFIX, StudyRecord
+from evomerge.campaign.study import StudyRecord
 from evomerge.execute.base import Executor
+from evomerge.execute.batch import evaluate_all
 from evomerge.optim.base import Optimizer
 from evomerge.records import Candidate, Fitness
 
@@ -72,8 +73,10 @@ class CampaignLoop:
 
     def __init__(self, folder: CampaignFolder, executor: Executor,
                  progress: Callable[[LoopStatus], None] | None = None,
-                 reuse_limit: int = REUSE_LIMIT):
+                 reuse_limit: int = REUSE_LIMIT, close_executor: bool = True):
         self.folder, self.executor, self.progress = folder, executor, progress
+        #: False: the caller goes on using the executor (and closes it)
+        self.close_executor = close_executor
         self.reuse_limit = reuse_limit
         self.campaign = folder.campaign
         self.space = self.campaign.space
@@ -101,7 +104,8 @@ class CampaignLoop:
         except KeyboardInterrupt:
             self.status.stopped = "interrupted"
         finally:
-            self.executor.close()
+            if self.close_executor:
+                self.executor.close()
             record.set_attr("elapsed_s", self._clock())
             self.folder.save_optimizer(optimizer.state_dict())
         self._report()
@@ -127,14 +131,15 @@ class CampaignLoop:
             return
         chosen = best_trials(self.record.trials(), self.campaign.objectives,
                              self.campaign.config.report.best)
-        todo = {f"{REPORT_PREFIX}{t.candidate.uid}": t for t in chosen if t.report is None}
-        for key, trial in todo.items():
-            self.executor.submit(key, self.folder.trial_recipe(trial).to_dict(), split="report")
-        while self.executor.pending:
-            for key, fitness in self.executor.results(timeout=1.0):
-                self.record.set_report(todo[key].candidate.uid, fitness)
-                self.status.reported += 1
+        todo = {t.candidate.uid: t for t in chosen if t.report is None}
+
+        def record(uid: str, fitness: Fitness) -> None:
+            self.record.set_report(uid, fitness)
+            self.status.reported += 1
             self._report()
+
+        evaluate_all(self.executor, {uid: self.folder.trial_recipe(t).to_dict()
+                                     for uid, t in todo.items()}, "report", record)
 
     # -- restoring -------------------------------------------------------------------
 

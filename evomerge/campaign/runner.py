@@ -13,7 +13,7 @@ from typing import Any
 from evomerge.campaign.config import load_campaign
 from evomerge.campaign.folder import CampaignFolder, new_folder, open_folder
 from evomerge.campaign.loop import CampaignLoop, LoopStatus
-from evomerge.execute.base import WorkerSpec, build_executor
+from evomerge.execute.base import Executor, WorkerSpec, build_executor
 
 Progress = Callable[[LoopStatus], None]
 
@@ -26,16 +26,20 @@ def prepare_run(campaign_file: Path | str, out: Path | str,
     return new_folder(out, campaign, storage)
 
 
-def run_folder(folder: CampaignFolder, progress: Progress | None = None,
-               resume: bool = False) -> LoopStatus:
-    """Run (or continue) the campaign of ``folder`` until its budget is spent."""
+def open_executor(folder: CampaignFolder) -> Executor:
+    """The campaign's executor with its workers started (Ray joined or started)."""
     config = folder.campaign.config
     spec = WorkerSpec(base=config.models.base, sources=tuple(config.models.sources),
                       evaluation=folder.campaign.evaluation, device=config.executor.device,
                       source=str(folder.campaign.file))
-    executor = build_executor(config.executor.kind, spec, workers=config.executor.workers,
-                              **config.executor.options())
-    return CampaignLoop(folder, executor, progress).run(resume=resume)
+    return build_executor(config.executor.kind, spec, workers=config.executor.workers,
+                          **config.executor.options())
+
+
+def run_folder(folder: CampaignFolder, progress: Progress | None = None,
+               resume: bool = False) -> LoopStatus:
+    """Run (or continue) the campaign of ``folder`` until its budget is spent."""
+    return CampaignLoop(folder, open_executor(folder), progress).run(resume=resume)
 
 
 def run_campaign(campaign_file: Path | str, out: Path | str,
