@@ -17,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from evomerge.campaign.choice import evaluated_ok
 from evomerge.campaign.folder import CAMPAIGN_FILE, CampaignFolder
 from evomerge.campaign.study import TrialRecord
 from evomerge.errors import ConfigError
-from evomerge.export.choose import choose_trial, scored
+from evomerge.export.choose import choose_trial
 from evomerge.export.mergekit_yaml import mergekit_yaml
 from evomerge.export.model_card import merge_records
 from evomerge.export.scores import MERGE, Metrics
@@ -44,7 +45,7 @@ def chosen_candidate(folder: CampaignFolder, rank: int = 1, uid: str | None = No
     trials = record.trials()
     trial = choose_trial(trials, folder.campaign.objectives, rank=rank, uid=uid)
     config_hash = record.user_attrs.get("config_hash") or folder.campaign.config_hash()
-    return Chosen(folder, trial, folder.trial_recipe(trial), len(scored(trials)), config_hash)
+    return Chosen(folder, trial, folder.trial_recipe(trial), len(evaluated_ok(trials)), config_hash)
 
 
 def recipe_text(recipe: Recipe, fmt: str) -> str:

@@ -53,8 +53,8 @@ def export(out_dir: Path, fmt: str, output: Path | None, rank: int, uid: str | N
     if materialize is None:
         return
     scores = None
-    if not no_scores and sc.has_report_tasks(folder.campaign):
-        recorded = sc.recorded_report_metrics(folder.open_record()).get(trial.number)
+    if not no_scores and folder.campaign.has_report_tasks:
+        recorded = sc.recorded_report(trial)
         click.echo("scoring the merge and its sources on the report tasks", err=True)
         scores = sc.report_scores(folder.campaign, chosen.recipe, recorded)
     report = ex.materialize(chosen, materialize, scores, overwrite=overwrite)

@@ -1,10 +1,10 @@
 """Scores on a campaign's report tasks (its test split), for the model card of an export.
 
-A chosen candidate's report scores are read from its trial (user attribute
-``report_metrics``, written when the campaign scored its best candidates on the report
-tasks); where the trial has none, the candidate is built in memory, as the campaign's
-workers build it, and scored here. Each source model is scored from its folder, so the
-card can set the merge against every model it was made from.
+A chosen candidate's report scores are read from the study, where the campaign recorded
+them for its best candidates when the search stopped (``TrialRecord.report``); where
+there are none, the candidate is built in memory, as the campaign's workers build it,
+and scored here. Each source model is scored from its folder, so the card can set the
+merge against every model it was made from.
 
 >>> # scores = report_scores(folder.campaign, recipe, recorded=None)
 >>> # scores["merge"]["score"], scores["/models/expert_add"]["score"]
@@ -15,30 +15,22 @@ from __future__ import annotations
 from typing import Any
 
 from evomerge.campaign.config import Campaign
-from evomerge.campaign.study import StudyRecord
+from evomerge.campaign.study import TrialRecord
 from evomerge.merge.recipe import Recipe
 
-#: the trial user attribute holding a candidate's scores on the report tasks
-REPORT_METRICS = "report_metrics"
 #: the key of the merged model in :func:`report_scores`' answer
 MERGE = "merge"
 
 Metrics = dict[str, float]
 
 
-def recorded_report_metrics(record: StudyRecord) -> dict[int, Metrics]:
-    """Trial number -> the report-task metrics its trial recorded (only trials with some)."""
-    out = {}
-    for trial in record.study.get_trials(deepcopy=False):
-        metrics = trial.user_attrs.get(REPORT_METRICS)
-        if isinstance(metrics, dict) and metrics:
-            out[trial.number] = {k: float(v) for k, v in metrics.items()}
-    return out
-
-
-def has_report_tasks(campaign: Campaign) -> bool:
-    lm_eval = campaign.evaluation.lm_eval
-    return lm_eval is not None and bool(lm_eval.report_tasks)
+def recorded_report(trial: TrialRecord) -> Metrics | None:
+    """The report-task scores the campaign recorded for ``trial`` (None: not scored, or
+    the scoring failed)."""
+    report = trial.report or {}
+    if report.get("error") or not report.get("objectives"):
+        return None
+    return {k: float(v) for k, v in report["objectives"].items()}
 
 
 def report_scores(campaign: Campaign, recipe: Recipe,

@@ -15,10 +15,12 @@ import html
 import json
 from collections.abc import Iterable
 
+from evomerge.campaign.status import worker_time
 from evomerge.errors import EvomergeError
+from evomerge.export.scores import recorded_report
 from evomerge.report import plots
 from evomerge.report.coefficients import layer_coefficients
-from evomerge.report.data import CampaignData, worker_times
+from evomerge.report.data import CampaignData
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1150px; color: #222; }
@@ -132,14 +134,14 @@ def _objectives(data: CampaignData) -> str:
 
 
 def _pareto(data: CampaignData) -> str:
-    if len(data.objectives.names) < 2:
+    if not data.multi_objective:
         return _section("pareto", "Pareto front",
                         _note("One objective: the best candidate is the whole front."))
-    if not data.ranked:
+    if not data.scored:
         return _section("pareto", "Pareto front", _note("No candidate has scores yet."))
     names = data.objectives.names
     rows = [(t.number, t.candidate.uid, *[t.fitness.objectives[n] for n in names])
-            for t in data.front]
+            for t in data.best_order]
     return _section("pareto", "Pareto front", embed_png(plots.pareto_plot(data), "Pareto front"),
                     _table(["trial", "uid", *names], rows))
 
@@ -163,13 +165,19 @@ def _coefficients(data: CampaignData) -> str:
 
 
 def _workers(data: CampaignData) -> str:
-    times = worker_times(data.trials)
+    times = worker_time(data.evaluated)
     if not times:
         return _section("workers", "Workers", _note("No evaluation has finished yet."))
-    rows = [(w, t.candidates, t.merge_s, t.eval_s, t.idle_s) for w, t in sorted(times.items())]
-    return _section("workers", "Workers",
-                    embed_png(plots.worker_time_plot(times), "time per worker"),
-                    _table(["worker", "candidates", "merge s", "evaluation s", "idle s"], rows))
+    parts = ["candidates", "load_s", "merge_s", "eval_s", "idle_s", "busy_fraction"]
+    rows = [(w, *[t.get(p, "-") for p in parts]) for w, t in sorted(times.items())]
+    return _section(
+        "workers", "Workers",
+        _note("Idle: the time from a worker being ready to its last result that it spent "
+              "neither merging nor evaluating (waiting for the optimizer, the record, "
+              "lm-eval's set-up)."),
+        embed_png(plots.worker_time_plot(times), "time per worker"),
+        _table(["worker", "candidates", "load s", "merge s", "evaluation s", "idle s",
+                "busy fraction"], rows))
 
 
 def _search_vs_test(data: CampaignData) -> str:
@@ -177,19 +185,26 @@ def _search_vs_test(data: CampaignData) -> str:
     if not chosen:
         return _section("search-vs-test", "Search against test", _note("No candidate yet."))
     search = sorted({k for t in chosen for k in t.fitness.objectives})
-    test = sorted({k for t in chosen for k in data.report_metrics.get(t.number, {})})
+    test = sorted({k for t in chosen for k in (recorded_report(t) or {})})
     rows = []
     for t in chosen:
-        report = data.report_metrics.get(t.number)
-        rows.append((data.ranked.index(t) + 1, t.number, t.candidate.uid,
-                     *[t.fitness.objectives.get(k, "-") for k in search],
-                     *([report.get(k, "-") for k in test] if report
-                       else ["not scored"] * max(1, len(test)))))
+        rank = data.best_order.index(t) + 1 if t in data.best_order else "-"
+        report = recorded_report(t)
+        if report is not None:
+            tested = [report.get(k, "-") for k in test]
+        else:
+            error = (t.report or {}).get("error")
+            tested = [f"failed: {error}" if error else "not scored"]
+            tested += [""] * (len(test) - 1)
+        rows.append((rank, t.number, t.candidate.uid,
+                     *[t.fitness.objectives.get(k, "-") for k in search], *tested))
     test_header = [f"test: {k}" for k in test] or ["test"]
     return _section(
         "search-vs-test", "Search against test",
-        _note("The best candidates by the search objective (and the Pareto front), with "
-              "their scores on the report tasks where the campaign scored them."),
+        _note("The campaign's best candidates by the search tasks"
+              + (" (its Pareto front)" if data.multi_objective else "")
+              + ", with their scores on the report tasks where the campaign scored them; "
+                "`evomerge export --materialize` scores a candidate that has none."),
         _table(["rank", "trial", "uid", *[f"search: {k}" for k in search], *test_header], rows))
 
 

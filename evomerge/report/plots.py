@@ -12,7 +12,7 @@ import io
 import math
 
 from evomerge.report.coefficients import LayerGrid
-from evomerge.report.data import CampaignData, WorkerTime
+from evomerge.report.data import CampaignData
 
 FAILED_COLOR, OK_COLOR, BEST_COLOR, FRONT_COLOR = "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e"
 
@@ -128,10 +128,10 @@ def pareto_plot(data: CampaignData) -> bytes:
     """The first two objectives of every candidate, the non-dominated ones joined."""
     (a, b), (da, db) = data.objectives.names[:2], data.objectives.directions[:2]
     fig, (ax,) = _figure(6.5, 5)
-    points = [(t.fitness.objectives[a], t.fitness.objectives[b]) for t in data.ranked]
+    points = [(t.fitness.objectives[a], t.fitness.objectives[b]) for t in data.scored]
     if points:
         ax.scatter(*zip(*points), s=16, color=OK_COLOR, alpha=0.6, label="candidate")
-    front = sorted((t.fitness.objectives[a], t.fitness.objectives[b]) for t in data.front)
+    front = sorted((t.fitness.objectives[a], t.fitness.objectives[b]) for t in data.best_order)
     if front:
         ax.plot(*zip(*front), marker="o", color=FRONT_COLOR, label="Pareto front")
     ax.set_xlabel(f"{a} ({da})")
@@ -170,13 +170,14 @@ def coefficients_plot(grid: LayerGrid) -> bytes:
     return _png(fig)
 
 
-def worker_time_plot(times: dict[str, WorkerTime]) -> bytes:
-    """Per worker, seconds spent merging, evaluating and idle, stacked."""
+def worker_time_plot(times: dict[str, dict[str, float]]) -> bytes:
+    """Per worker, seconds spent merging, evaluating and idle, stacked
+    (``times[worker][part]`` as :func:`~evomerge.campaign.status.worker_time` gives them)."""
     workers = sorted(times)
     fig, (ax,) = _figure(9, 1.2 + 0.5 * len(workers))
     left = [0.0] * len(workers)
     for part, color in (("merge_s", "#9467bd"), ("eval_s", OK_COLOR), ("idle_s", "#c7c7c7")):
-        widths = [getattr(times[w], part) for w in workers]
+        widths = [times[w].get(part, 0.0) for w in workers]
         ax.barh(workers, widths, left=left, color=color, label=part[:-2])
         left = [a + b for a, b in zip(left, widths)]
     ax.set_xlabel("seconds")
