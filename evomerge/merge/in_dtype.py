@@ -9,9 +9,10 @@ elections: two weighted deltas that differ by 4e-6 in float32 may be equal and o
 in bfloat16, where their sum is exactly 0 and the ``>= 0`` rule elects the other sign.
 So this family runs here as its formulas in :mod:`~evomerge.merge.operators.reference`,
 op by op in the 16-bit dtype, which is mergekit's order of operations: the same
-elections, the same tensors. Every other method computes from the rounded inputs in
-float32 and rounds its result once; mergekit's linear and SLERP upcast the same way
-internally, and the others agree with it to rounding.
+elections, the same tensors. Model stock too, whose ratio mergekit computes in 16 bits,
+in mergekit's form of its formula.
+Every other method computes from the rounded inputs in float32 and rounds its result
+once; mergekit's linear and SLERP upcast the same way internally.
 
 ``evomerge merge --compute float32`` skips all of this: inputs are read in float32,
 merged in float32 and only the result is cast (more accurate, not mergekit's numbers).
@@ -72,6 +73,13 @@ def merged_in_dtype(recipe: Recipe, task: TensorTask, fetch: Fetch, dtype: torch
     """The merged value of ``task.out_name`` in ``dtype``, computed as mergekit computes
     in that dtype; ``fetch`` returns the inputs already rounded to it."""
     method = recipe.merge_method
+    if method == "model_stock" and task.inputs:
+        # mergekit's form, t * mean(theta) + (1 - t) * base: the same formula, rounded
+        # in its places
+        base, thetas = fetch(*task.base), [fetch(m, n) for m, n in task.inputs]
+        t = reference.model_stock_ratio([th - base for th in thetas],
+                                        task.params["filter_wise"])
+        return t * (sum(thetas) / len(thetas)) + (1 - t) * base
     if method in reference.FAMILY and task.inputs:
         base = fetch(*task.base)
         taus = [fetch(m, n) - base for m, n in task.inputs]

@@ -13,7 +13,12 @@ import difflib
 from typing import TYPE_CHECKING
 
 from evomerge.errors import ConfigError, UnknownNameError
-from evomerge.merge.operators import LINES_PARAMS, OPERATORS, MergeOperator
+from evomerge.merge.operators import (
+    LINES_PARAMS,
+    OPERATOR_LIST,
+    OPERATORS,
+    MergeOperator,
+)
 from evomerge.merge.params import setting_values
 
 if TYPE_CHECKING:  # the recipe module calls this one; the type is for annotations only
@@ -27,12 +32,33 @@ def operator_of(recipe: Recipe) -> MergeOperator:
         raise ConfigError(None, "merge_method", recipe.merge_method, str(exc)) from None
 
 
+def _any_method_parameter(name: str) -> bool:
+    return any(p.name == name for op in OPERATOR_LIST for p in op.params)
+
+
+def ignored_settings(recipe: Recipe) -> list[str]:
+    """Field paths of the parameters the recipe's method ignores: names another method
+    has (``weight`` on ``slerp``, as mergekit's own configs write). mergekit ignores
+    them too; a name no method has is refused instead, as the typo it almost always is.
+
+    >>> from evomerge.merge.recipe import Recipe
+    >>> ignored_settings(Recipe.model_validate({"merge_method": "slerp", "base_model": "a",
+    ...     "models": [{"model": "a"}, {"model": "b", "parameters": {"weight": 0.5}}],
+    ...     "parameters": {"t": 0.5}}))
+    ['models[1].parameters.weight']
+    """
+    names = {p.name for p in operator_of(recipe).params}
+    return [path for path, name, _ in recipe.all_settings() if name not in names]
+
+
 def check_recipe(recipe: Recipe) -> None:
     """Raise :class:`ConfigError` at the first rule the recipe breaks."""
     op = operator_of(recipe)
     specs = {p.name: p for p in op.params}
     for path, name, setting in recipe.all_settings():
         spec = specs.get(name)
+        if spec is None and _any_method_parameter(name):
+            continue  # ignored, as mergekit ignores it (ignored_settings lists these)
         if spec is None:
             close = difflib.get_close_matches(name, list(specs), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""

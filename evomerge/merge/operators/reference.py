@@ -202,10 +202,11 @@ def slerp(t: float, v0: torch.Tensor, v1: torch.Tensor) -> torch.Tensor:
             / math.sin(theta)).view(v0.shape)
 
 
-def model_stock(taus: Tensors, filter_wise: bool = False) -> torch.Tensor:
-    """Jang et al. 2024: ``t * mean(tau)`` with ``t = k cos / (1 + (k - 1) cos)``, ``cos``
-    the mean pairwise cosine (per row with ``filter_wise``); norm products clamped at
-    1e-6, cosines to [-1, 1], and ``t = 0`` where ``|1 + (k - 1) cos| < 1e-6``."""
+def model_stock_ratio(taus: Tensors, filter_wise: bool = False) -> torch.Tensor:
+    """Model stock's ``t = k cos / (1 + (k - 1) cos)``, ``cos`` the mean pairwise cosine
+    of the task vectors (per row with ``filter_wise``, shaped to broadcast over the
+    rows); norm products clamped at 1e-6, cosines to [-1, 1], and ``t = 0`` where
+    ``|1 + (k - 1) cos| < 1e-6``."""
     k = len(taus)
     rows = filter_wise and taus[0].dim() >= 2
     flat = [t if rows else t.reshape(-1) for t in taus]
@@ -214,8 +215,12 @@ def model_stock(taus: Tensors, filter_wise: bool = False) -> torch.Tensor:
     cos = torch.stack(cosines).mean(0)
     denominator = 1 + (k - 1) * cos
     t = torch.where(denominator.abs() < 1e-6, 0.0, k * cos / denominator)
-    mean = sum(taus) / k
-    return (t.unsqueeze(-1) if rows else t) * mean
+    return t.unsqueeze(-1) if rows else t
+
+
+def model_stock(taus: Tensors, filter_wise: bool = False) -> torch.Tensor:
+    """Jang et al. 2024: ``t * mean(tau)`` with ``t`` :func:`model_stock_ratio`."""
+    return model_stock_ratio(taus, filter_wise) * (sum(taus) / len(taus))
 
 
 def passthrough(theta: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
