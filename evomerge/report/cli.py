@@ -43,9 +43,8 @@ def dashboard(out_dir: Path, port: int) -> None:
     if not 0 < port < 65536:
         raise ConfigError(None, "--port", port, "must lie in [1, 65535]")
     folder = open_folder(out_dir)
-    click.echo(f"optuna-dashboard for {folder.url} at http://127.0.0.1:{port}/ "
-               "(Ctrl-C stops it)")
     try:
-        serve(folder, port)
+        serve(folder, port, announce=lambda url: click.echo(
+            f"optuna-dashboard for {folder.url} at {url} (Ctrl-C stops it)"))
     except KeyboardInterrupt:
         click.echo("dashboard stopped")

@@ -12,6 +12,7 @@ metric names: :func:`name_objectives` sets them from the campaign before serving
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 from evomerge.campaign.folder import CampaignFolder
 from evomerge.campaign.study import StudyRecord
@@ -32,14 +33,17 @@ def name_objectives(record: StudyRecord, names: list[str]) -> bool:
     return True
 
 
-def serve(folder: CampaignFolder, port: int, host: str = HOST) -> None:
-    """Serve the campaign's study until interrupted (optuna-dashboard's own server)."""
+def serve(folder: CampaignFolder, port: int, host: str = HOST,
+          announce: Callable[[str], None] = print) -> None:
+    """Serve the campaign's study until interrupted (optuna-dashboard's own server);
+    ``announce`` gets the address once everything but the server has started."""
     try:
         from optuna_dashboard import run_server
     except ImportError:
         raise EvomergeError(INSTALL_HINT) from None
     record = folder.open_record()
     name_objectives(record, list(folder.campaign.objectives.names))
+    announce(f"http://{host}:{port}/")
     try:
         run_server(record.storage, host=host, port=port)
     except OSError as exc:  # the port is taken, or not ours to bind
