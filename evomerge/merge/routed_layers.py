@@ -109,6 +109,11 @@ def install_hops(causal_lm: torch.nn.Module, layers: Sequence[torch.nn.Module],
     decoder = decoder_of(causal_lm)
     decoder.layers = torch.nn.ModuleList(
         RoutedHop(layer, i, scale) for i, (layer, scale) in enumerate(zip(layers, scales)))
+    # the attention kind the model was built with (the masks are made for it); a config
+    # read from a file has none until a model is built from it
+    implementation = getattr(causal_lm.config, "_attn_implementation", None)
+    if implementation is not None:
+        config._attn_implementation = implementation
     causal_lm.config = config
     decoder.config = config
 

@@ -26,7 +26,8 @@ import torch
 
 from evomerge.errors import ConfigError
 from evomerge.merge.recipe import Recipe
-from evomerge.merge.routed_layers import decoder_of, install_hops, path_config
+from evomerge.merge.routed_layers import STORED_LAYERS, decoder_of, install_hops, path_config, \
+    route_stored
 from evomerge.merge.routing import Routing, check_layers, model_key
 
 
@@ -59,6 +60,32 @@ def load_sources(models: Sequence[str | Path], *, device: str | torch.device = "
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, device_map=device)
         out[str(name)] = model.eval()
     return out
+
+
+def load_routed(folder: str | Path, *, device: str | torch.device = "cpu",
+                dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """A routed checkpoint (:mod:`evomerge.export.routed`) loaded without running the code
+    it ships: its base architecture from transformers, its stored layers, its path."""
+    import json
+
+    import transformers
+
+    config_file = Path(folder) / "config.json"
+    data = json.loads(config_file.read_text())
+    routing = data.pop("evomerge_routing", None)
+    if routing is None:
+        raise ConfigError(config_file, "evomerge_routing", None,
+                          "not a routed checkpoint (no 'evomerge_routing' in its config)")
+    for key in ("model_type", "auto_map", "architectures"):
+        data.pop(key, None)
+    config = transformers.AutoConfig.for_model(routing["base_model_type"], **data)
+    stored = path_config(config, routing.get("stored_layer_types"), len(routing["stored"]))
+    model_class = getattr(transformers, routing["base_architecture"])
+    model = model_class.from_pretrained(
+        folder, config=stored, dtype=dtype, device_map=device,
+        key_mapping={rf"^model\.{STORED_LAYERS}\.": "model.layers."})
+    route_stored(model, [(k, s) for k, s in routing["path"]], config)
+    return model.eval()
 
 
 def _routing_of(recipe: Recipe) -> Routing:

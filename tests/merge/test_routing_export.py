@@ -1,0 +1,104 @@
+"""Exported routed models: an unscaled path as a standard checkpoint (plain transformers,
+mergekit's passthrough gives the same tensors), a scaled one with its shipped code
+(trust_remote_code) and through evomerge without it; both give the in-memory logits."""
+
+import json
+import subprocess
+
+import pytest
+import torch
+from routing_support import LAYERS, padded_batch, routed_recipe, save_pair
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+
+from evomerge.errors import ConfigError
+from evomerge.export.routed import MODELING_FILE, export_routed, passthrough_recipe
+from evomerge.merge.routed_model import build_routed, load_routed, load_sources
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    a, b = save_pair(tmp_path_factory.mktemp("export_pair"))
+    return str(a), str(b), load_sources([a, b])
+
+
+def _same_outputs(model, loaded, vocab):
+    ids, mask = padded_batch(vocab, seed=4)
+    settings = {"attention_mask": mask, "max_new_tokens": 5, "do_sample": False,
+                "pad_token_id": 0, "eos_token_id": None}
+    with torch.no_grad():
+        assert torch.equal(loaded(ids, attention_mask=mask).logits,
+                           model(ids, attention_mask=mask).logits)
+        assert torch.equal(loaded.generate(ids, **settings), model.generate(ids, **settings))
+
+
+def test_an_unscaled_path_exports_as_a_standard_checkpoint(pair, tmp_path):
+    a, b, sources = pair
+    recipe = routed_recipe(a, b, scales=False)
+    model = build_routed(recipe, sources)
+    out = export_routed(model, tmp_path / "plain", recipe=recipe)
+    config = json.loads((out / "config.json").read_text())
+    assert config["num_hidden_layers"] == 5 and config["model_type"] == "llama"
+    assert not (out / MODELING_FILE).exists() and "auto_map" not in config
+    assert (out / "tokenizer.json").exists() and (out / "evomerge_recipe.yaml").exists()
+    loaded = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    _same_outputs(model, loaded, config["vocab_size"])
+
+
+@pytest.mark.oracle
+def test_mergekit_builds_the_same_tensors_from_the_exported_passthrough_yaml(pair, tmp_path):
+    a, b, sources = pair
+    recipe = routed_recipe(a, b, scales=False)
+    out = export_routed(build_routed(recipe, sources), tmp_path / "plain", recipe=recipe)
+    theirs = tmp_path / "mergekit"
+    subprocess.run(["mergekit-yaml", str(out / "mergekit_config.yml"), str(theirs),
+                    "--no-copy-tokenizer", "--quiet"], check=True, capture_output=True,
+                   timeout=300)
+    ours, got = load_file(out / "model.safetensors"), {}
+    for f in theirs.glob("*.safetensors"):
+        got.update(load_file(f))
+    assert set(got) == set(ours)
+    for name, tensor in ours.items():
+        assert torch.equal(got[name], tensor), name
+
+
+def test_the_passthrough_recipe_joins_runs_of_consecutive_layers(pair):
+    a, b, _ = pair
+    recipe = routed_recipe(a, b, scales=False)
+    slices = [(s.sources[0].model, s.sources[0].layer_range)
+              for s in passthrough_recipe(recipe.routing).slices]
+    assert slices == [(a, (0, 1)), (b, (1, 2)), (b, (1, 2)), (a, (1, 3))]
+    with pytest.raises(ConfigError, match="scales the hidden state"):
+        passthrough_recipe(routed_recipe(a, b).routing)
+
+
+def test_a_scaled_path_exports_with_its_code_and_loads_both_ways(pair, tmp_path):
+    a, b, sources = pair
+    recipe = routed_recipe(a, b)
+    model = build_routed(recipe, sources)
+    out = export_routed(model, tmp_path / "scaled", recipe=recipe)
+    config = json.loads((out / "config.json").read_text())
+    routing = config["evomerge_routing"]
+    # b's layer 1 is visited twice and stored once: 4 distinct layers for 5 hops
+    assert [s["layer"] for s in routing["stored"]] == [0, 1, 1, 2]
+    assert routing["path"] == [[0, 1.0], [1, 0.8], [1, 1.3], [2, 0.6], [3, 1.0]]
+    stored = {n.split(".")[2] for n in load_file(out / "model.safetensors")
+              if ".stored_layers." in n}
+    assert stored == {"0", "1", "2", "3"}
+    assert not (out / "mergekit_config.yml").exists()
+    with pytest.raises(ValueError, match="trust_remote_code=True"):  # never a plain Llama
+        AutoModelForCausalLM.from_pretrained(out)
+    remote = AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True,
+                                                  dtype=torch.float32).eval()
+    assert type(remote).__name__ == "EvomergeRoutedForCausalLM"
+    _same_outputs(model, remote, config["vocab_size"])
+    ours = load_routed(out)
+    assert len(ours.model.stored_layers) == 4 and len(ours.model.layers) == 5
+    _same_outputs(model, ours, config["vocab_size"])
+
+
+def test_loading_a_standard_folder_as_routed_is_refused(pair):
+    a, _, _ = pair
+    with pytest.raises(ConfigError, match="not a routed checkpoint"):
+        load_routed(a)
+    assert LAYERS == 3
