@@ -26,16 +26,25 @@ import torch
 
 from evomerge.errors import ConfigError
 from evomerge.merge.recipe import Recipe
-from evomerge.merge.routed_layers import STORED_LAYERS, decoder_of, install_hops, path_config, \
-    route_stored
+from evomerge.merge.routed_layers import (
+    STORED_LAYERS,
+    decoder_of,
+    install_hops,
+    path_config,
+    route_stored,
+)
 from evomerge.merge.routing import Routing, check_layers, model_key
 
 
-def build_routed(recipe: Recipe | Routing, sources: Mapping[str, torch.nn.Module]
-                 ) -> torch.nn.Module:
+def build_routed(recipe: Recipe | Routing, sources: Mapping[str, torch.nn.Module], *,
+                 into: torch.nn.Module | None = None) -> torch.nn.Module:
     """The routed model of ``recipe``'s routing over ``sources`` (model name, as the
     routing spells it or any spelling of the same folder, -> a loaded causal LM of a
-    Llama-like architecture; the recipe's merge under ``MERGED``)."""
+    Llama-like architecture; the recipe's merge under ``MERGED``).
+
+    ``into``, a routed model built before over the same embeddings model, is rebuilt in
+    place and returned: a worker's evaluator then keeps its wrapper around one module,
+    as it does for weight merges built in place."""
     routing = recipe if isinstance(recipe, Routing) else _routing_of(recipe)
     models = {model_key(name): model for name, model in sources.items()}
     check_layers(routing, {name: m.config.num_hidden_layers for name, m in sources.items()})
@@ -45,7 +54,10 @@ def build_routed(recipe: Recipe | Routing, sources: Mapping[str, torch.nn.Module
     layers = [decoder_of(models[model_key(h.model)]).layers[h.layer] for h in routing.path]
     types = [_layer_type(models[model_key(h.model)], h.layer) for h in routing.path]
     config = path_config(frame.config, None if None in types else types, len(layers))
-    shell = _shell(frame)
+    if into is not None and into.get_input_embeddings() is not frame.get_input_embeddings():
+        raise ConfigError(None, "routing.embeddings", routing.embeddings, "the model to "
+                          "rebuild in place was built over another embeddings model")
+    shell = into if into is not None else _shell(frame)
     install_hops(shell, layers, [h.scale for h in routing.path], config)
     return shell
 
