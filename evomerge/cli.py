@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sys
 from pathlib import Path
@@ -160,7 +161,8 @@ def _check_device(device: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors print one message and exit with status 2."""
+    """Entry point: user errors print one message and exit with status 2, and so does
+    anything unexpected (``EVOMERGE_TRACEBACK=1`` shows its traceback instead)."""
     try:
         cli.main(args=argv, prog_name="evomerge", standalone_mode=False)
     except EvomergeError as exc:
@@ -172,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
+    except Exception as exc:  # no input may end in a traceback: one line, status 2
+        if os.environ.get("EVOMERGE_TRACEBACK"):
+            raise
+        click.echo(f"error: {type(exc).__name__}: {exc} (unexpected; set "
+                   "EVOMERGE_TRACEBACK=1 for the traceback)", err=True)
+        return 2
     return 0
 
 

@@ -7,10 +7,16 @@ regexes here are anchored on that container, so a name like ``model.layers.12.ml
 ====================================  =====================================================
 ``model.layers.N.``                   Llama, Mistral, Mixtral, Qwen2/3, Gemma 1/2/3, Phi, Phi-3
 ``model.language_model.layers.N.``    Gemma 3 (and other) multimodal wrappers
+``language_model.model.layers.N.``    LLaVA-style vision-language models: the language model
+``vision_tower.encoder.layers.N.``    ... and their vision tower (``vision_tower.vision_model
+                                      .encoder.layers.N.``, ``model.vision_tower...`` too)
 ``model.decoder.layers.N.``           OPT
 ``transformer.h.N.`` / ``h.N.``       GPT-2 (with or without the ``transformer.`` prefix)
 ``gpt_neox.layers.N.``                GPT-NeoX / Pythia
 ====================================  =====================================================
+
+A vision-language checkpoint has two stacks of blocks; :func:`layer_stack` tells them
+apart (a merge interpolates each over its own layers).
 
 Inside a block, the sub-module decides the group: everything under the attention module
 (``self_attn.``, ``attn.``, ``attention.``) is ``"attention"`` -- per-head q/k norms included,
@@ -40,16 +46,18 @@ TensorGroup = Literal["embedding", "attention", "mlp", "norm", "head", "other"]
 
 # The numbered container of transformer blocks; ``prefix`` ends just before the index.
 _LAYER_RE = re.compile(
-    r"^(?P<prefix>(?:model\.(?:language_model\.|decoder\.)?|gpt_neox\.)layers\.|(?:transformer\.)?h\.)"
+    r"^(?P<prefix>(?:model\.(?:language_model\.|decoder\.)?|gpt_neox\.|language_model\.model\."
+    r"|(?:model\.)?vision_tower\.(?:vision_model\.)?encoder\.)layers\.|(?:transformer\.)?h\.)"
     r"(?P<layer>\d+)\.(?P<rest>.+)$"
 )
 _ATTENTION_RE = re.compile(r"^(?:self_attn|attn|attention|self_attention)\.")
 _MLP_RE = re.compile(r"^(?:mlp|block_sparse_moe|feed_forward|fc1|fc2)\.")
-_BLOCK_NORM_RE = re.compile(r"^(?:[a-z_]*norm[a-z_]*|ln_\d+)\.")
+_BLOCK_NORM_RE = re.compile(r"^(?:[a-z_]*norm[a-z_0-9]*|ln_\d+)\.")
 
 # Outside the blocks: the model's own top-level modules, one parameter deep.
 _TOP_RE = re.compile(
-    r"^(?:model\.(?:language_model\.|decoder\.)?|transformer\.|gpt_neox\.)?(?P<module>[a-z_]+)\.[a-z_]+$"
+    r"^(?:model\.(?:language_model\.|decoder\.)?|transformer\.|gpt_neox\.|language_model\.model\."
+    r"|language_model\.)?(?P<module>[a-z_]+)\.[a-z_]+$"
 )
 _HEAD_MODULES = frozenset({"lm_head", "embed_out"})
 TOKEN_EMBEDDING_MODULES = frozenset({"embed_tokens", "wte", "embed_in"})
@@ -97,6 +105,19 @@ def tensor_info(name: str) -> TensorInfo:
     if module in _FINAL_NORM_MODULES:
         return TensorInfo(None, "norm")
     return TensorInfo(None, "other")
+
+
+def layer_stack(name: str) -> str | None:
+    """The container of the block ``name`` lies in (its name up to the block index), or
+    ``None`` outside blocks. Decoder-only models have one; vision-language models two.
+
+    >>> layer_stack("vision_tower.encoder.layers.2.mlp.fc1.weight")
+    'vision_tower.encoder.layers.'
+    >>> layer_stack("language_model.model.layers.0.mlp.up_proj.weight")
+    'language_model.model.layers.'
+    """
+    m = _LAYER_RE.match(name)
+    return m["prefix"] if m else None
 
 
 def layer_prefix(name: str) -> str | None:

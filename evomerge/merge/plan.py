@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from evomerge.checkpoint.architecture import rename_layer, tensor_info
+from evomerge.checkpoint.architecture import layer_stack, rename_layer, tensor_info
 from evomerge.errors import ConfigError
 from evomerge.merge.params import resolve_setting
 from evomerge.merge.recipe import OutputSlice, Recipe, SliceSource
@@ -40,12 +40,15 @@ def normalized_slices(recipe: Recipe, num_layers: Callable[[str], int]) -> list[
     """``models`` recipes as one slice over all layers, with the base added if unlisted."""
     if recipe.slices:
         return list(recipe.slices)
-    sources = [SliceSource(model=m.model, layer_range=(0, num_layers(m.model)),
-                           parameters=m.parameters) for m in recipe.models]
+    # built without validation: a model whose tensors sit in no numbered block has the
+    # empty range (0, 0), which a slice in a file may not have
+    sources = [SliceSource.model_construct(model=m.model, layer_range=(0, num_layers(m.model)),
+                                           parameters=m.parameters) for m in recipe.models]
     if recipe.base_model and recipe.base_model not in [m.model for m in recipe.models]:
-        sources.append(SliceSource(model=recipe.base_model,
-                                   layer_range=(0, num_layers(recipe.base_model))))
-    return [OutputSlice(sources=sources)]
+        sources.append(SliceSource.model_construct(
+            model=recipe.base_model, layer_range=(0, num_layers(recipe.base_model)),
+            parameters=None))
+    return [OutputSlice.model_construct(sources=sources, base_model=None, parameters=None)]
 
 
 def plan_merge(recipe: Recipe, tensor_names: Callable[[str], Sequence[str]],
@@ -57,24 +60,35 @@ def plan_merge(recipe: Recipe, tensor_names: Callable[[str], Sequence[str]],
     op = operator_of(recipe)
     by_layer: dict[str, dict[int, list[str]]] = {}
     outside: dict[str, list[str]] = {}
+    stacks: dict[str, dict[str, int]] = {}  # model -> container of blocks -> its layers
     for model in recipe.source_models():
         layers: dict[int, list[str]] = {}
         rest = []
+        counts = stacks[model] = {}
         for name in tensor_names(model):
             layer = tensor_info(name).layer
             (layers.setdefault(layer, []) if layer is not None else rest).append(name)
+            if layer is not None:
+                stack = layer_stack(name)
+                counts[stack] = max(counts.get(stack, 0), layer + 1)
         by_layer[model], outside[model] = layers, rest
 
     def count_layers(model: str) -> int:
         return max(by_layer[model], default=-1) + 1
 
+    several = next((m for m, counts in stacks.items() if len(counts) > 1), None)
+    if recipe.slices and several:
+        raise ConfigError(file, "slices", f"<{len(recipe.slices)} slices>",
+                          f"model {several!r} has several stacks of layers "
+                          f"({', '.join(stacks[several])}): a layer range cannot say which "
+                          "one it cuts; merge such models with 'models'")
     slices = normalized_slices(recipe, count_layers)
     total_layers = sum(s.sources[0].layer_range[1] - s.sources[0].layer_range[0]
                        for s in slices)
     tasks: list[TensorTask] = []
 
     def add(out_name: str, in_names: list[str], sl: OutputSlice, t: float,
-            layer: int | None) -> None:
+            layer: int | None, num_layers: int = total_layers) -> None:
         models = [s.model for s in sl.sources]
         base_model = sl.base_model or recipe.base_model
         params = _resolve(op, recipe, sl, models, out_name, t, file)
@@ -99,7 +113,7 @@ def plan_merge(recipe: Recipe, tensor_names: Callable[[str], Sequence[str]],
             raise ConfigError(file, f"parameters.{exc.field}", exc.value,
                               f"{exc.rule} (tensor {out_name!r}, models "
                               f"{[m for m, _ in pairs]})") from None
-        tasks.append(TensorTask(out_name, tuple(pairs), base, resolved, layer, total_layers))
+        tasks.append(TensorTask(out_name, tuple(pairs), base, resolved, layer, num_layers))
 
     first = slices[0]
     head_model = first.sources[0].model
@@ -124,7 +138,11 @@ def plan_merge(recipe: Recipe, tensor_names: Callable[[str], Sequence[str]],
             for name in template:
                 out_name = rename_layer(name, out_layer)
                 ins = [rename_layer(name, s.layer_range[0] + i) for s in sl.sources]
-                add(out_name, ins, sl, t, out_layer)
+                if several:  # a models merge: each stack interpolates over its own layers
+                    n = stacks[src0.model][layer_stack(name)]
+                    add(out_name, ins, sl, i / (n - 1) if n > 1 else 1.0, out_layer, n)
+                else:
+                    add(out_name, ins, sl, t, out_layer)
             out_layer += 1
     last = slices[-1]
     for name in post:

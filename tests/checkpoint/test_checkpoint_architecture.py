@@ -16,6 +16,7 @@ from evomerge.checkpoint import (
     is_output_head,
     is_token_embedding,
     layer_prefix,
+    layer_stack,
     num_layers,
     rename_layer,
     tensor_info,
@@ -124,9 +125,11 @@ def test_names_as_older_checkpoints_store_them():
     assert tensor_info("wte.weight").group == "embedding" and is_token_embedding("wte.weight")
     assert tensor_info("embed_out.weight").group == "head" and is_output_head("embed_out.weight")
     assert tensor_info("model.language_model.layers.7.mlp.up_proj.weight").layer == 7
-    # Buffers and unrelated towers are not mistaken for blocks.
+    # Buffers are not mistaken for blocks; a vision tower's blocks are blocks of their own.
     assert tensor_info("model.rotary_emb.inv_freq").group == "other"
-    assert tensor_info("model.vision_tower.encoder.layers.0.mlp.fc1.weight").layer is None
+    assert tensor_info("model.vision_tower.encoder.layers.0.mlp.fc1.weight").layer == 0
+    assert layer_stack("model.vision_tower.encoder.layers.0.mlp.fc1.weight") != \
+        layer_stack("model.language_model.layers.0.mlp.up_proj.weight")
     assert tensor_info("model.layers.x.mlp.up_proj.weight").layer is None
 
 
