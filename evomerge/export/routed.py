@@ -95,6 +95,16 @@ def export_routed(model: torch.nn.Module, out_dir: Path | str, *,
     return Path(out_dir)
 
 
+def export_recipe(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
+                  dtype: torch.dtype = torch.float32, **options: Any) -> Path:
+    """Build a routed recipe from its model folders and export it (``options`` as for
+    :func:`export_routed`)."""
+    from evomerge.merge.routed_model import routed_from_folders
+
+    model = routed_from_folders(recipe, device=device, dtype=dtype)
+    return export_routed(model, out_dir, recipe=recipe, **options)
+
+
 def passthrough_recipe(routing: Routing, dtype: str | None = None) -> Recipe:
     """The unscaled path as a passthrough merge: a one-source slice per run of
     consecutive layers of one model, in path order."""

@@ -33,7 +33,7 @@ from evomerge.merge.routed_layers import (
     path_config,
     route_stored,
 )
-from evomerge.merge.routing import Routing, check_layers, model_key
+from evomerge.merge.routing import MERGED, Routing, check_layers, model_key
 
 
 def build_routed(recipe: Recipe | Routing, sources: Mapping[str, torch.nn.Module], *,
@@ -72,6 +72,24 @@ def load_sources(models: Sequence[str | Path], *, device: str | torch.device = "
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, device_map=device)
         out[str(name)] = model.eval()
     return out
+
+
+def routed_from_folders(recipe: Recipe, *, device: str | torch.device = "cpu",
+                        dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """The routed model of ``recipe`` from its model folders: the routed models loaded,
+    and the recipe's weight merge, when it has one, built in memory first."""
+    routing = _routing_of(recipe)
+    sources = load_sources([m for m in routing.models() if m != MERGED], device=device,
+                           dtype=dtype)
+    if recipe.merge_method is not None:
+        from evomerge.merge.live import LiveMerger
+
+        with LiveMerger(recipe.source_models(), base=recipe.base_model, device=device,
+                        dtype=dtype) as merger:
+            merged = merger.new_model()
+            merger.build(recipe, merged)
+        sources[MERGED] = merged
+    return build_routed(recipe, sources)
 
 
 def load_routed(folder: str | Path, *, device: str | torch.device = "cpu",

@@ -12,8 +12,20 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from evomerge.errors import ConfigError
-from evomerge.export.routed import MODELING_FILE, export_routed, passthrough_recipe
-from evomerge.merge.routed_model import build_routed, load_routed, load_sources
+from evomerge.export.routed import (
+    MODELING_FILE,
+    export_recipe,
+    export_routed,
+    passthrough_recipe,
+)
+from evomerge.merge.recipe import load_recipe_dict
+from evomerge.merge.routed_model import (
+    build_routed,
+    load_routed,
+    load_sources,
+    routed_from_folders,
+)
+from evomerge.merge.routing import MERGED
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +107,23 @@ def test_a_scaled_path_exports_with_its_code_and_loads_both_ways(pair, tmp_path)
     ours = load_routed(out)
     assert len(ours.model.stored_layers) == 4 and len(ours.model.layers) == 5
     _same_outputs(model, ours, config["vocab_size"])
+
+
+def test_a_merge_and_a_routing_through_it_export_from_the_recipe_alone(pair, tmp_path):
+    a, b, sources = pair
+    recipe = load_recipe_dict({
+        "merge_method": "task_arithmetic", "base_model": a,
+        "models": [{"model": b, "parameters": {"weight": 0.5}}],
+        "routing": {"embeddings": MERGED, "path": [
+            {"model": MERGED, "layer": 0}, {"model": b, "layer": 1, "scale": 0.9},
+            {"model": MERGED, "layer": 1}, {"model": MERGED, "layer": LAYERS - 1}]}})
+    out = export_recipe(recipe, tmp_path / "merged_routed")
+    model = routed_from_folders(recipe)
+    merged = model.model.layers[0].layer
+    assert not torch.equal(merged.mlp.up_proj.weight,  # the merge, not the base
+                           sources[a].model.layers[0].mlp.up_proj.weight)
+    _same_outputs(model, load_routed(out), model.config.vocab_size)
+    assert (out / "tokenizer.json").exists()
 
 
 def test_loading_a_standard_folder_as_routed_is_refused(pair):
