@@ -65,6 +65,31 @@ _POSITION_EMBEDDING_MODULES = frozenset({"wpe", "embed_positions"})
 _FINAL_NORM_MODULES = frozenset({"norm", "ln_f", "final_layernorm", "final_layer_norm"})
 
 
+#: the config.json keys that hold the number of blocks, by family: ``num_hidden_layers``
+#: (Llama, Mistral, Qwen, Gemma, Phi, OPT, GPT-NeoX), ``n_layer`` (GPT-2, BLOOM, Falcon's
+#: older configs), ``n_layers`` (MPT), ``num_layers`` (GPT-Neo, ChatGLM); multimodal
+#: configs keep the language model's under ``text_config``
+LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "n_layers", "num_layers")
+
+
+def with_layer_count(config: dict, layers: int) -> dict:
+    """``config`` (a config.json mapping) with every layer-count key it has set to
+    ``layers``, in its ``text_config`` too; a copy, the input is left alone.
+
+    >>> with_layer_count({"model_type": "gpt2", "n_layer": 12}, 24)
+    {'model_type': 'gpt2', 'n_layer': 24}
+    >>> with_layer_count({"text_config": {"num_hidden_layers": 4}}, 6)
+    {'text_config': {'num_hidden_layers': 6}}
+    """
+    out = dict(config)
+    for key in LAYER_COUNT_KEYS:
+        if key in out:
+            out[key] = layers
+    if isinstance(out.get("text_config"), dict):
+        out["text_config"] = with_layer_count(out["text_config"], layers)
+    return out
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     """Where a tensor sits: its block index (``None`` outside the blocks) and its group."""

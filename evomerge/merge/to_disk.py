@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from evomerge.checkpoint import CheckpointReader, CheckpointWriter, check_compatible
+from evomerge.checkpoint.architecture import with_layer_count
 from evomerge.checkpoint.writer import check_target
 from evomerge.errors import CheckpointError, ConfigError
 from evomerge.merge.apply import merged_tensor
@@ -200,8 +201,8 @@ def _output_config(recipe: Recipe, source: CheckpointReader, tasks, dtype) -> di
     if not config:
         raise CheckpointError(f"model folder '{source.path}' has no config.json")
     layers = {t.layer for t in tasks if t.layer is not None}
-    if layers and "num_hidden_layers" in config:
-        config["num_hidden_layers"] = len(layers)
+    if layers and recipe.slices:  # only slices change the depth; under whatever key
+        config = with_layer_count(config, len(layers))
     chosen = dtype or recipe.out_dtype or recipe.dtype
     if chosen:  # transformers 5 names it ``dtype`` (``torch_dtype`` is its old alias)
         config["dtype"] = chosen

@@ -1,6 +1,7 @@
 """Vision-language (LLaVA-style) checkpoints merge: both stacks of layers, each over its
 own depth, and no input ends in a traceback."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,9 @@ def test_each_stack_takes_the_gradient_over_its_own_layers(llavas, tmp_path):
     assert _merge(config, tmp_path) == 0
     out, ta, tb = (load_file(p / "model.safetensors") for p in (tmp_path / "out", a, b))
     assert sorted(out) == sorted(ta)  # every tensor of both towers and the projector
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["text_config"]["num_hidden_layers"] == 2
+    assert config["vision_config"]["num_hidden_layers"] == 3
     expected = {"language_model.model.layers.0.mlp.up_proj.weight": 0.0,
                 "language_model.model.layers.1.mlp.up_proj.weight": 1.0,
                 "vision_tower.encoder.layers.0.mlp.fc1.weight": 0.0,
