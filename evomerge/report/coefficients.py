@@ -34,6 +34,17 @@ class LayerGrid:
     layers: int
     values: dict[str, dict[tuple[str, str], list[float | None]]] = field(default_factory=dict)
 
+    def constant(self) -> dict[str, float]:
+        """Parameters of the whole merge with one value everywhere (such as task
+        arithmetic's ``lambda``): a heat map would show nothing about the sources."""
+        out = {}
+        for name, rows in self.values.items():
+            seen = {v for (source, _), values in rows.items() for v in values
+                    if v is not None and source == ALL_SOURCES}
+            if len(seen) == 1 and all(source == ALL_SOURCES for source, _ in rows):
+                out[name] = seen.pop()
+        return out
+
 
 def layer_coefficients(recipe: Recipe, tensor_names: Callable[[str], Sequence[str]] | None = None
                        ) -> LayerGrid:

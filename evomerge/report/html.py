@@ -155,13 +155,17 @@ def _coefficients(data: CampaignData) -> str:
     except (EvomergeError, OSError) as exc:  # models moved or deleted since the run
         return _section("coefficients", heading,
                         _note(f"The models could not be read to lay the recipe out: {exc}"))
+    constant = grid.constant()
+    for name in constant:
+        del grid.values[name]
+    notes = [_note(f"{name} = {value:g} everywhere.") for name, value in constant.items()]
     if not grid.values:
-        return _section("coefficients", heading, _note("The recipe has no numeric parameters."))
+        return _section("coefficients", heading, *notes)
     return _section(
         "coefficients", heading,
         _note("Each parameter of the best recipe per layer, per source and tensor group "
               "(the mean over the group's tensors), as the merge engine resolves it."),
-        embed_png(plots.coefficients_plot(grid), "best recipe per layer"))
+        embed_png(plots.coefficients_plot(grid), "best recipe per layer"), *notes)
 
 
 def _workers(data: CampaignData) -> str:

@@ -71,11 +71,20 @@ def progress_plot(data: CampaignData) -> bytes:
             ax.step(*zip(*steps), where="post", color=BEST_COLOR, label="best so far")
         ax.set_xlabel(label)
         ax.set_ylabel(f"{name} ({direction})")
+        if ax is by_count:
+            _whole_numbers(ax)
         ax.grid(alpha=0.3)
     by_count.legend(loc="best", fontsize=8)
     by_count.set_title("best score against evaluations")
     by_time.set_title("best score against wall time")
     return _png(fig)
+
+
+def _whole_numbers(ax) -> None:
+    """Ticks of counts (evaluations, trial numbers) only at whole numbers."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _time_unit(longest_s: float) -> tuple[str, float]:
@@ -94,13 +103,15 @@ def _floor(values: list[float | None]) -> float:
 
 
 def objectives_plot(data: CampaignData) -> bytes:
-    """Every finished candidate's value of each objective, by trial number."""
-    names = data.objectives.names
+    """Every finished candidate's value of each objective, by trial number; the best
+    (or, for several objectives, the Pareto front) marked."""
+    names, directions = data.objectives.names, data.objectives.directions
     fig, axes = _figure(11, 2.6 * len(names), len(names), 1)
-    best = data.best.number if data.best else None
-    for ax, name in zip(axes, names):
-        points = [(t.number, t.fitness.objectives[name]) for t in data.trials
-                  if t.fitness is not None and t.fitness.is_ok and name in t.fitness.objectives]
+    marked = {t.number for t in (data.best_order if data.multi_objective
+                                 else data.best_order[:1])}
+    label = "Pareto front" if data.multi_objective else "best"
+    for ax, name, direction in zip(axes, names, directions):
+        points = [(t.number, t.fitness.objectives[name]) for t in data.scored]
         if points:
             ax.scatter(*zip(*points), s=14, color=OK_COLOR, label="complete")
         reused = [(t.number, t.fitness.objectives[name]) for t in data.trials
@@ -108,19 +119,21 @@ def objectives_plot(data: CampaignData) -> bytes:
         if reused:
             ax.scatter(*zip(*reused), s=30, facecolors="none", edgecolors="gray",
                        label="reused result")
-        failed = [t.number for t in data.trials if t.state == "FAIL"]
+        failed = [t.number for t in data.failures]
         if failed:
             ax.scatter(failed, [_floor([v for _, v in points])] * len(failed), marker="x",
                        color=FAILED_COLOR, label="failed")
-        chosen = [(n, v) for n, v in points if n == best]
+        chosen = [(n, v) for n, v in points if n in marked]
         if chosen:
-            ax.scatter(*zip(*chosen), s=80, marker="*", color=BEST_COLOR, label="best",
+            ax.scatter(*zip(*chosen), s=80, marker="*", color=BEST_COLOR, label=label,
                        zorder=3)
-        ax.set_ylabel(name)
+        ax.set_ylabel(f"{name}\n({direction})")
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
     axes[-1].set_xlabel("trial number")
     axes[0].set_title("every candidate's objectives")
+    for ax in axes:
+        _whole_numbers(ax)
     return _png(fig)
 
 
@@ -171,16 +184,18 @@ def coefficients_plot(grid: LayerGrid) -> bytes:
 
 
 def worker_time_plot(times: dict[str, dict[str, float]]) -> bytes:
-    """Per worker, seconds spent merging, evaluating and idle, stacked
+    """Per worker, seconds spent loading the sources, merging, evaluating and idle, stacked
     (``times[worker][part]`` as :func:`~evomerge.campaign.status.worker_time` gives them)."""
     workers = sorted(times)
-    fig, (ax,) = _figure(9, 1.2 + 0.5 * len(workers))
+    fig, (ax,) = _figure(9, 1.4 + 0.5 * len(workers))
     left = [0.0] * len(workers)
-    for part, color in (("merge_s", "#9467bd"), ("eval_s", OK_COLOR), ("idle_s", "#c7c7c7")):
+    for part, label, color in (("load_s", "load", "#8c564b"), ("merge_s", "merge", "#9467bd"),
+                               ("eval_s", "evaluation", OK_COLOR),
+                               ("idle_s", "idle", "#c7c7c7")):
         widths = [times[w].get(part, 0.0) for w in workers]
-        ax.barh(workers, widths, left=left, color=color, label=part[:-2])
+        ax.barh(workers, widths, left=left, color=color, label=label)
         left = [a + b for a, b in zip(left, widths)]
     ax.set_xlabel("seconds")
-    ax.set_title("time per worker: merge, evaluation, idle")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("time per worker: load, merge, evaluation, idle")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return _png(fig)
