@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 import torch
-from routing_support import LAYERS, padded_batch, routed_recipe, save_pair
+from routing_support import LAYERS, padded_batch, routed_recipe
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
@@ -22,16 +22,9 @@ from evomerge.merge.recipe import load_recipe_dict
 from evomerge.merge.routed_model import (
     build_routed,
     load_routed,
-    load_sources,
     routed_from_folders,
 )
 from evomerge.merge.routing import MERGED
-
-
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    a, b = save_pair(tmp_path_factory.mktemp("export_pair"))
-    return str(a), str(b), load_sources([a, b])
 
 
 def _same_outputs(model, loaded, vocab):
@@ -44,8 +37,8 @@ def _same_outputs(model, loaded, vocab):
         assert torch.equal(loaded.generate(ids, **settings), model.generate(ids, **settings))
 
 
-def test_an_unscaled_path_exports_as_a_standard_checkpoint(pair, tmp_path):
-    a, b, sources = pair
+def test_an_unscaled_path_exports_as_a_standard_checkpoint(routing_pair, tmp_path):
+    a, b, sources = routing_pair
     recipe = routed_recipe(a, b, scales=False)
     model = build_routed(recipe, sources)
     out = export_routed(model, tmp_path / "plain", recipe=recipe)
@@ -58,8 +51,8 @@ def test_an_unscaled_path_exports_as_a_standard_checkpoint(pair, tmp_path):
 
 
 @pytest.mark.oracle
-def test_mergekit_builds_the_same_tensors_from_the_exported_passthrough_yaml(pair, tmp_path):
-    a, b, sources = pair
+def test_mergekit_builds_the_same_tensors_from_the_exported_passthrough_yaml(routing_pair, tmp_path):
+    a, b, sources = routing_pair
     recipe = routed_recipe(a, b, scales=False)
     out = export_routed(build_routed(recipe, sources), tmp_path / "plain", recipe=recipe)
     theirs = tmp_path / "mergekit"
@@ -74,8 +67,8 @@ def test_mergekit_builds_the_same_tensors_from_the_exported_passthrough_yaml(pai
         assert torch.equal(got[name], tensor), name
 
 
-def test_the_passthrough_recipe_joins_runs_of_consecutive_layers(pair):
-    a, b, _ = pair
+def test_the_passthrough_recipe_joins_runs_of_consecutive_layers(routing_pair):
+    a, b, _ = routing_pair
     recipe = routed_recipe(a, b, scales=False)
     slices = [(s.sources[0].model, s.sources[0].layer_range)
               for s in passthrough_recipe(recipe.routing).slices]
@@ -84,8 +77,8 @@ def test_the_passthrough_recipe_joins_runs_of_consecutive_layers(pair):
         passthrough_recipe(routed_recipe(a, b).routing)
 
 
-def test_a_scaled_path_exports_with_its_code_and_loads_both_ways(pair, tmp_path):
-    a, b, sources = pair
+def test_a_scaled_path_exports_with_its_code_and_loads_both_ways(routing_pair, tmp_path):
+    a, b, sources = routing_pair
     recipe = routed_recipe(a, b)
     model = build_routed(recipe, sources)
     out = export_routed(model, tmp_path / "scaled", recipe=recipe)
@@ -109,8 +102,8 @@ def test_a_scaled_path_exports_with_its_code_and_loads_both_ways(pair, tmp_path)
     _same_outputs(model, ours, config["vocab_size"])
 
 
-def test_a_merge_and_a_routing_through_it_export_from_the_recipe_alone(pair, tmp_path):
-    a, b, sources = pair
+def test_a_merge_and_a_routing_through_it_export_from_the_recipe_alone(routing_pair, tmp_path):
+    a, b, sources = routing_pair
     recipe = load_recipe_dict({
         "merge_method": "task_arithmetic", "base_model": a,
         "models": [{"model": b, "parameters": {"weight": 0.5}}],
@@ -126,8 +119,8 @@ def test_a_merge_and_a_routing_through_it_export_from_the_recipe_alone(pair, tmp
     assert (out / "tokenizer.json").exists()
 
 
-def test_loading_a_standard_folder_as_routed_is_refused(pair):
-    a, _, _ = pair
+def test_loading_a_standard_folder_as_routed_is_refused(routing_pair):
+    a, _, _ = routing_pair
     with pytest.raises(ConfigError, match="not a routed checkpoint"):
         load_routed(a)
     assert LAYERS == 3

@@ -11,7 +11,6 @@ from routing_support import (
     padded_batch,
     positions,
     routed_recipe,
-    save_pair,
 )
 from transformers import LlamaForCausalLM
 
@@ -22,14 +21,8 @@ from evomerge.merge.routing import check_layers
 from evomerge.testing.random_models import save_random_llama
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    a, b = save_pair(tmp_path_factory.mktemp("routing_pair"))
-    return str(a), str(b), load_sources([a, b])
-
-
-def test_logits_equal_the_hand_written_layer_loop_on_a_padded_batch(pair):
-    a, b, sources = pair
+def test_logits_equal_the_hand_written_layer_loop_on_a_padded_batch(routing_pair):
+    a, b, sources = routing_pair
     recipe = routed_recipe(a, b)
     model = build_routed(recipe, sources)
     ids, mask = padded_batch(model.config.vocab_size)
@@ -45,8 +38,8 @@ def test_logits_equal_the_hand_written_layer_loop_on_a_padded_batch(pair):
     assert (unscaled[real] - got[real]).abs().max() > 1e-2
 
 
-def test_decoding_with_the_cache_gives_the_logits_of_the_whole_sequence(pair):
-    a, b, sources = pair
+def test_decoding_with_the_cache_gives_the_logits_of_the_whole_sequence(routing_pair):
+    a, b, sources = routing_pair
     model = build_routed(routed_recipe(a, b), sources)
     ids, mask = padded_batch(model.config.vocab_size, seed=1)
     with torch.no_grad():
@@ -64,8 +57,8 @@ def test_decoding_with_the_cache_gives_the_logits_of_the_whole_sequence(pair):
     torch.testing.assert_close(torch.stack(steps, 1), whole[:, 4:], rtol=1e-5, atol=1e-5)
 
 
-def test_generate_gives_the_same_tokens_with_and_without_the_cache(pair):
-    a, b, sources = pair
+def test_generate_gives_the_same_tokens_with_and_without_the_cache(routing_pair):
+    a, b, sources = routing_pair
     model = build_routed(routed_recipe(a, b), sources)
     ids, mask = padded_batch(model.config.vocab_size, seed=2)
     settings = {"attention_mask": mask, "max_new_tokens": 8, "do_sample": False,
@@ -77,9 +70,9 @@ def test_generate_gives_the_same_tokens_with_and_without_the_cache(pair):
     assert torch.equal(cached, uncached)
 
 
-def test_an_unscaled_path_is_the_standard_model_with_its_layers_stacked(pair):
+def test_an_unscaled_path_is_the_standard_model_with_its_layers_stacked(routing_pair):
     """All scales 1: exactly a plain Llama whose layers are copies in path order."""
-    a, b, sources = pair
+    a, b, sources = routing_pair
     recipe = routed_recipe(a, b, scales=False)
     model = build_routed(recipe, sources)
     config = copy.deepcopy(sources[a].config)
@@ -99,8 +92,8 @@ def test_an_unscaled_path_is_the_standard_model_with_its_layers_stacked(pair):
         assert torch.equal(model.generate(ids, **settings), stacked.generate(ids, **settings))
 
 
-def test_hops_share_parameters_and_leave_the_sources_as_they_were(pair):
-    a, b, sources = pair
+def test_hops_share_parameters_and_leave_the_sources_as_they_were(routing_pair):
+    a, b, sources = routing_pair
     ids = torch.randint(3, 50, (1, 6))
     with torch.no_grad():
         before = {m: sources[m](ids).logits for m in (a, b)}
@@ -141,8 +134,8 @@ def _tiny_config():
     return tiny_llama_config(vocab_size=40, hidden_size=16, num_layers=1, num_heads=2)
 
 
-def test_invalid_paths_fail_before_anything_is_built(pair, tmp_path):
-    a, b, sources = pair
+def test_invalid_paths_fail_before_anything_is_built(routing_pair, tmp_path):
+    a, b, sources = routing_pair
     wide = save_random_llama(tmp_path / "wide", seed=2, num_layers=LAYERS, hidden_size=48)
     recipe = routed_recipe(a, b)
     data = recipe.to_dict()
