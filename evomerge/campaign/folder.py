@@ -5,7 +5,8 @@
     OUT/campaign.yaml     the campaign as it ran (absolute paths, the space inline)
     OUT/run.json          the study's name and storage URL (null: OUT/study.journal)
     OUT/study.journal     the record (optuna JournalFileBackend), unless a URL was given
-    OUT/optimizer.json    the optimizer's state after its last ask or tell
+    OUT/optimizer.json    the optimizer's state after its last ask or tell, and the
+                          candidate it last proposed until that one has its trial
 
 Derived files are written to a temporary name and renamed into place.
 """
@@ -23,6 +24,7 @@ from evomerge.campaign.study import JOURNAL, StudyRecord, TrialRecord, storage_u
 from evomerge.config_io import read_yaml
 from evomerge.errors import ConfigError
 from evomerge.merge.recipe import Recipe, load_recipe_dict
+from evomerge.records import Candidate
 
 CAMPAIGN_FILE = "campaign.yaml"
 RUN_FILE = "run.json"
@@ -57,12 +59,21 @@ class CampaignFolder:
             return load_recipe_dict(trial.candidate.recipe, self.out / CAMPAIGN_FILE)
         return self.campaign.space.decode(trial.candidate.x).recipe
 
-    def save_optimizer(self, state: dict[str, Any]) -> None:
-        write_atomic(self.out / OPTIMIZER_FILE, json.dumps(state))
+    def save_optimizer(self, state: dict[str, Any],
+                       asked: Candidate | None = None) -> None:
+        """Keep the optimizer's state; ``asked``: a candidate it proposed whose trial is
+        not recorded yet (written first, so that a kill in between loses nothing)."""
+        data = {"state": state, "asked": None if asked is None else asked.to_dict()}
+        write_atomic(self.out / OPTIMIZER_FILE, json.dumps(data))
 
-    def load_optimizer(self) -> dict[str, Any] | None:
+    def load_optimizer(self) -> tuple[dict[str, Any] | None, Candidate | None]:
+        """The saved state and the candidate asked but not yet recorded, if any."""
         path = self.out / OPTIMIZER_FILE
-        return json.loads(path.read_text()) if path.is_file() else None
+        if not path.is_file():
+            return None, None
+        data = json.loads(path.read_text())
+        asked = data.get("asked")
+        return data["state"], None if asked is None else Candidate.from_dict(asked)
 
 
 def new_folder(out: Path | str, campaign: Campaign, storage: str | None) -> CampaignFolder:

@@ -145,7 +145,7 @@ class CampaignLoop:
 
     def _optimizer(self, record: StudyRecord, resume: bool) -> Optimizer:
         optimizer = self.campaign.build_optimizer()
-        state = self.folder.load_optimizer() if resume else None
+        state, self._asked = self.folder.load_optimizer() if resume else (None, None)
         if state is not None:
             optimizer.load_state_dict(state)
         return optimizer
@@ -164,6 +164,9 @@ class CampaignLoop:
         for t in trials:
             if t.state == "RUNNING":
                 self._queue.append((t.candidate, t.number))
+        if self._asked is not None and self._asked.uid not in {t.candidate.uid for t in trials}:
+            # proposed, then killed before its trial was recorded
+            self._queue.append((self._asked, None))
         self._update_best()
 
     # -- submitting ------------------------------------------------------------------
@@ -187,6 +190,7 @@ class CampaignLoop:
             candidate, number = self._queue.popleft()
         else:
             candidate, number = self.optimizer.ask(1)[0], None
+            self.folder.save_optimizer(self.optimizer.state_dict(), asked=candidate)
         try:
             recipe, clipped = self.campaign.decode(candidate)
         except Exception as exc:  # a point the space cannot decode is a failed trial

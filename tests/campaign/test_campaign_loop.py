@@ -49,7 +49,7 @@ def test_a_local_run_records_every_evaluation_as_a_trial(campaign_file, tmp_path
     assert status.best_value == best.values[0]
     assert status.best_uid == best.user_attrs["uid"]
     state = json.loads((out / "optimizer.json").read_text())
-    assert len(state["history"]) == 6
+    assert len(state["state"]["history"]) == 6 and state["asked"] is None
 
 
 def test_failed_candidates_are_fail_trials_and_the_run_goes_on(campaign_file, tmp_path):
