@@ -59,3 +59,19 @@ def hand_loop(sources: dict, recipe, ids: torch.Tensor, mask: torch.Tensor) -> t
         hidden = layer(hidden * hop.scale, attention_mask=additive[:, None],
                        position_embeddings=rope, position_ids=pos)
     return frame.lm_head(frame.model.norm(hidden))
+
+
+def greedy(mask: torch.Tensor, tokens: int) -> dict:
+    """generate() settings: greedy, ``tokens`` new tokens, no early stop."""
+    return {"attention_mask": mask, "max_new_tokens": tokens, "do_sample": False,
+            "pad_token_id": 0, "eos_token_id": None}
+
+
+def assert_same_outputs(model, other, seed: int) -> None:
+    """Bit-equal logits and greedy tokens on a padded batch."""
+    ids, mask = padded_batch(model.config.vocab_size, seed=seed)
+    with torch.no_grad():
+        assert torch.equal(other(ids, attention_mask=mask).logits,
+                           model(ids, attention_mask=mask).logits)
+        assert torch.equal(other.generate(ids, **greedy(mask, 5)),
+                           model.generate(ids, **greedy(mask, 5)))

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 import torch
-from routing_support import LAYERS, padded_batch, routed_recipe
+from routing_support import LAYERS, assert_same_outputs, routed_recipe
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
@@ -27,16 +27,6 @@ from evomerge.merge.routed_model import (
 from evomerge.merge.routing import MERGED
 
 
-def _same_outputs(model, loaded, vocab):
-    ids, mask = padded_batch(vocab, seed=4)
-    settings = {"attention_mask": mask, "max_new_tokens": 5, "do_sample": False,
-                "pad_token_id": 0, "eos_token_id": None}
-    with torch.no_grad():
-        assert torch.equal(loaded(ids, attention_mask=mask).logits,
-                           model(ids, attention_mask=mask).logits)
-        assert torch.equal(loaded.generate(ids, **settings), model.generate(ids, **settings))
-
-
 def test_an_unscaled_path_exports_as_a_standard_checkpoint(routing_pair, tmp_path):
     a, b, sources = routing_pair
     recipe = routed_recipe(a, b, scales=False)
@@ -47,7 +37,7 @@ def test_an_unscaled_path_exports_as_a_standard_checkpoint(routing_pair, tmp_pat
     assert not (out / MODELING_FILE).exists() and "auto_map" not in config
     assert (out / "tokenizer.json").exists() and (out / "evomerge_recipe.yaml").exists()
     loaded = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
-    _same_outputs(model, loaded, config["vocab_size"])
+    assert_same_outputs(model, loaded, seed=4)
 
 
 @pytest.mark.oracle
@@ -96,10 +86,10 @@ def test_a_scaled_path_exports_with_its_code_and_loads_both_ways(routing_pair, t
     remote = AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True,
                                                   dtype=torch.float32).eval()
     assert type(remote).__name__ == "EvomergeRoutedForCausalLM"
-    _same_outputs(model, remote, config["vocab_size"])
+    assert_same_outputs(model, remote, seed=4)
     ours = load_routed(out)
     assert len(ours.model.stored_layers) == 4 and len(ours.model.layers) == 5
-    _same_outputs(model, ours, config["vocab_size"])
+    assert_same_outputs(model, ours, seed=4)
 
 
 def test_a_merge_and_a_routing_through_it_export_from_the_recipe_alone(routing_pair, tmp_path):
@@ -115,7 +105,7 @@ def test_a_merge_and_a_routing_through_it_export_from_the_recipe_alone(routing_p
     merged = model.model.layers[0].layer
     assert not torch.equal(merged.mlp.up_proj.weight,  # the merge, not the base
                            sources[a].model.layers[0].mlp.up_proj.weight)
-    _same_outputs(model, load_routed(out), model.config.vocab_size)
+    assert_same_outputs(model, load_routed(out), seed=4)
     assert (out / "tokenizer.json").exists()
 
 

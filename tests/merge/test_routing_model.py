@@ -7,6 +7,8 @@ import pytest
 import torch
 from routing_support import (
     LAYERS,
+    assert_same_outputs,
+    greedy,
     hand_loop,
     padded_batch,
     positions,
@@ -61,11 +63,9 @@ def test_generate_gives_the_same_tokens_with_and_without_the_cache(routing_pair)
     a, b, sources = routing_pair
     model = build_routed(routed_recipe(a, b), sources)
     ids, mask = padded_batch(model.config.vocab_size, seed=2)
-    settings = {"attention_mask": mask, "max_new_tokens": 8, "do_sample": False,
-                "pad_token_id": 0, "eos_token_id": None}
     with torch.no_grad():
-        cached = model.generate(ids, use_cache=True, **settings)
-        uncached = model.generate(ids, use_cache=False, **settings)
+        cached = model.generate(ids, use_cache=True, **greedy(mask, 8))
+        uncached = model.generate(ids, use_cache=False, **greedy(mask, 8))
     assert cached.shape == (2, ids.shape[1] + 8)
     assert torch.equal(cached, uncached)
 
@@ -83,13 +83,7 @@ def test_an_unscaled_path_is_the_standard_model_with_its_layers_stacked(routing_
         for name, t in sources[hop.model].model.layers[hop.layer].state_dict().items():
             state[f"model.layers.{i}.{name}"] = t.clone()
     stacked.load_state_dict(state)
-    ids, mask = padded_batch(config.vocab_size, seed=3)
-    settings = {"attention_mask": mask, "max_new_tokens": 6, "do_sample": False,
-                "pad_token_id": 0, "eos_token_id": None}
-    with torch.no_grad():
-        assert torch.equal(model(ids, attention_mask=mask).logits,
-                           stacked(ids, attention_mask=mask).logits)
-        assert torch.equal(model.generate(ids, **settings), stacked.generate(ids, **settings))
+    assert_same_outputs(model, stacked, seed=3)
 
 
 def test_hops_share_parameters_and_leave_the_sources_as_they_were(routing_pair):
