@@ -150,22 +150,30 @@ def _coefficients(data: CampaignData) -> str:
     heading = "Best recipe per layer"
     if data.best is None:
         return _section("coefficients", heading, _note("No candidate has scores yet."))
+    recipe = data.folder.trial_recipe(data.best)
+    parts = []
+    if recipe.merge_method is not None:
+        parts += _parameter_maps(recipe)
+    if recipe.routing is not None:
+        parts.append(embed_png(plots.routing_plot(recipe.routing), "layer path"))
+    return _section("coefficients", heading, *parts)
+
+
+def _parameter_maps(recipe) -> list[str]:
+    """The weight merge's parameters per layer, source and tensor group."""
     try:
-        grid = layer_coefficients(data.folder.trial_recipe(data.best))
+        grid = layer_coefficients(recipe)
     except (EvomergeError, OSError) as exc:  # models moved or deleted since the run
-        return _section("coefficients", heading,
-                        _note(f"The models could not be read to lay the recipe out: {exc}"))
+        return [_note(f"The models could not be read to lay the recipe out: {exc}")]
     constant = grid.constant()
     for name in constant:
         del grid.values[name]
     notes = [_note(f"{name} = {value:g} everywhere.") for name, value in constant.items()]
     if not grid.values:
-        return _section("coefficients", heading, *notes)
-    return _section(
-        "coefficients", heading,
-        _note("Each parameter of the best recipe per layer, per source and tensor group "
-              "(the mean over the group's tensors), as the merge engine resolves it."),
-        embed_png(plots.coefficients_plot(grid), "best recipe per layer"), *notes)
+        return notes
+    return [_note("Each parameter of the best recipe per layer, per source and tensor group "
+                  "(the mean over the group's tensors), as the merge engine resolves it."),
+            embed_png(plots.coefficients_plot(grid), "best recipe per layer"), *notes]
 
 
 def _workers(data: CampaignData) -> str:

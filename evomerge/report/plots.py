@@ -11,8 +11,10 @@ from __future__ import annotations
 import io
 import math
 
+from evomerge.merge.routing import Routing
 from evomerge.report.coefficients import LayerGrid
 from evomerge.report.data import CampaignData
+from evomerge.space.bound import model_labels
 
 FAILED_COLOR, OK_COLOR, BEST_COLOR, FRONT_COLOR = "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e"
 
@@ -180,6 +182,29 @@ def coefficients_plot(grid: LayerGrid) -> bytes:
                         ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
                                 color="white" if light else "black")
         fig.colorbar(image, ax=ax)
+    return _png(fig)
+
+
+def routing_plot(routing: Routing) -> bytes:
+    """A routed recipe's path: which model's layer each hop runs (a row per model and
+    layer), joined in path order, each hop coloured by the scale on its input."""
+    labels = model_labels(routing.models())
+    rows = sorted({(h.model, h.layer) for h in routing.path},
+                  key=lambda r: (routing.models().index(r[0]), r[1]))
+    index = {r: i for i, r in enumerate(rows)}
+    xs = list(range(len(routing.path)))
+    ys = [index[(h.model, h.layer)] for h in routing.path]
+    fig, (ax,) = _figure(min(11, 7 + 0.15 * len(xs)), 1.8 + 0.3 * len(rows))
+    ax.plot(xs, ys, color="#c7c7c7", zorder=1)
+    points = ax.scatter(xs, ys, c=[h.scale for h in routing.path], cmap="viridis", s=40,
+                        zorder=2)
+    ax.set_yticks(range(len(rows)), [f"{labels[m]} · layer {layer}" for m, layer in rows],
+                  fontsize=8)
+    ax.set_xlabel("hop (position on the path)")
+    ax.set_title(f"layer path: {len(xs)} hops, embeddings and head from "
+                 f"{labels[routing.embeddings]}", fontsize=10)
+    _whole_numbers(ax)
+    fig.colorbar(points, ax=ax, label="scale")
     return _png(fig)
 
 

@@ -45,6 +45,15 @@ def test_native_and_mergekit_exports_of_the_best_and_the_kth(finished, tmp_path,
     assert capsys.readouterr().out == finished.trial_recipe(best[-1]).to_yaml()
 
 
+def test_two_objectives_rank_the_pareto_front(two_objectives, capsys):
+    front = _best(two_objectives)
+    assert len(front) >= 2
+    assert main(["export", str(two_objectives.out), "--rank", "2"]) == 0
+    assert capsys.readouterr().out == two_objectives.trial_recipe(front[1]).to_yaml()
+    _bad([two_objectives.out, "--rank", str(len(front) + 1)], capsys,
+         f"the campaign has {len(front)} candidates on its Pareto front")
+
+
 def test_materialized_model_is_the_campaigns_candidate(finished, tmp_path, capsys):
     best = _best(finished)[0]
     model_dir = tmp_path / "model"

@@ -89,6 +89,8 @@ def test_a_finished_campaign(finished, tmp_path, capsys):
         assert f"{t.report['objectives'][REPORT_ACC]:.4g}" in versus
     assert versus.count("not scored") == 3  # ranks 3 to 5
     assert "format: evomerge/campaign-v1" in page.text("campaign")
+    # task arithmetic's lambda is 1 over the whole merge: named, not drawn
+    assert "lambda = 1 everywhere" in page.text("coefficients")
     assert "scripted" in page.text("workers")
 
 
@@ -164,3 +166,15 @@ def test_page_text_is_escaped(finished, tmp_path):
     assert main(["report", str(finished.out), "-o", str(page)]) == 0
     text = page.read_text()
     assert "in &lt;module&gt;" in text and "<module>" not in text
+
+
+def test_a_routed_recipe_draws_its_layer_path():
+    from evomerge.merge.routing import Routing
+    from evomerge.report.plots import routing_plot
+
+    routing = Routing.model_validate({"embeddings": "m/a", "path": [
+        {"model": "m/a", "layer": 0}, {"model": "m/b", "layer": 1, "scale": 0.5},
+        {"model": "m/a", "layer": 1}]})
+    src = "data:image/png;base64," + base64.b64encode(routing_plot(routing)).decode()
+    width, height = _png_size(src)
+    assert width >= 600 and height >= 150
