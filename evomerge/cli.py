@@ -111,6 +111,16 @@ def merge(recipe_file: Path, out_dir: Path, device: str, dtype: str | None,
 
     shard = parse_size(out_shard_size)
     recipe = load_any_recipe(recipe_file)
+    if recipe.routing is not None:  # a layer path: built in memory, then exported
+        from evomerge.export.routed import export_recipe
+        from evomerge.merge.dtypes import torch_dtype
+
+        _check_device(device)
+        out = export_recipe(recipe, out_dir, device=device,
+                            dtype=torch_dtype(dtype or recipe.dtype or "float32"),
+                            overwrite=overwrite, max_shard_bytes=shard)
+        click.echo(f"wrote the routed model ({len(recipe.routing.path)} hops) to {out}")
+        return
     ignored = ignored_settings(recipe)
     if ignored:  # accepted as mergekit accepts them, said once
         click.echo(f"warning: {recipe_file}: merge method {recipe.merge_method!r} ignores "

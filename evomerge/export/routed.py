@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from evomerge.checkpoint.writer import CheckpointWriter
+from evomerge.checkpoint.writer import CheckpointWriter, check_target
 from evomerge.errors import ConfigError
 from evomerge.merge import routed_layers
 from evomerge.merge.recipe import Recipe, load_recipe_dict
@@ -101,6 +101,7 @@ def export_recipe(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
     :func:`export_routed`)."""
     from evomerge.merge.routed_model import routed_from_folders
 
+    check_target(Path(out_dir), options.get("overwrite", False))  # before any model loads
     model = routed_from_folders(recipe, device=device, dtype=dtype)
     return export_routed(model, out_dir, recipe=recipe, **options)
 

@@ -7,10 +7,12 @@ import subprocess
 
 import pytest
 import torch
+import yaml
 from routing_support import LAYERS, assert_same_outputs, routed_recipe
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
+from evomerge.cli import main
 from evomerge.errors import ConfigError
 from evomerge.export.routed import (
     MODELING_FILE,
@@ -114,3 +116,21 @@ def test_loading_a_standard_folder_as_routed_is_refused(routing_pair):
     with pytest.raises(ConfigError, match="not a routed checkpoint"):
         load_routed(a)
     assert LAYERS == 3
+
+
+def test_evomerge_merge_builds_a_routed_recipe_and_refuses_a_bad_path(routing_pair, tmp_path,
+                                                                      capsys):
+    a, b, sources = routing_pair
+    recipe = routed_recipe(a, b)
+    path = tmp_path / "routed.yaml"
+    path.write_text(recipe.to_yaml())
+    assert main(["merge", str(path), str(tmp_path / "out")]) == 0
+    assert_same_outputs(build_routed(recipe, sources), load_routed(tmp_path / "out"), seed=5)
+    assert main(["merge", str(path), str(tmp_path / "out")]) == 2  # no --overwrite
+    data = yaml.safe_load(recipe.to_yaml())
+    data["routing"]["path"][2]["layer"] = 7
+    path.write_text(yaml.safe_dump(data))
+    capsys.readouterr()
+    assert main(["merge", str(path), str(tmp_path / "bad")]) == 2
+    assert "'routing.path[2].layer' = 7: model" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
