@@ -132,3 +132,17 @@ def test_parameter_and_dataflow_space_decode_to_one_recipe_that_builds(tiny4):
     with torch.no_grad():
         out = model.generate(torch.tensor([[5, 6, 7]]), max_new_tokens=3, do_sample=False)
     assert out.shape == (1, 6)
+
+
+def test_a_self_contained_copy_decodes_as_the_file_does(tiny4, tmp_path):
+    from evomerge.config_io import read_yaml
+    from evomerge.space.files import self_contained, space_from_dict
+
+    file = SPACES / "dare_ties_dataflow.yaml"
+    data = self_contained(read_yaml(file), file)
+    assert isinstance(data["dataflow"]["merge"], dict)
+    models = [str(tiny4[k]) for k in ("base", "a", "b")]
+    from_file = load_space(file).bind(models[0], models[1:])
+    elsewhere = space_from_dict(data, tmp_path / "campaign.yaml").bind(models[0], models[1:])
+    x = np.random.default_rng(3).random(from_file.dim).tolist()
+    assert elsewhere.decode(x).recipe == from_file.decode(x).recipe
