@@ -18,15 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evomerge.campaign.choice import evaluated_ok
-from evomerge.campaign.folder import CAMPAIGN_FILE, CampaignFolder
+from evomerge.campaign.folder import CAMPAIGN_FILE, CampaignFolder, write_atomic
 from evomerge.campaign.study import TrialRecord
 from evomerge.errors import ConfigError
 from evomerge.export.choose import choose_trial
 from evomerge.export.mergekit_yaml import mergekit_yaml
-from evomerge.export.model_card import merge_records
+from evomerge.export.model_card import (
+    CARD_FILE,
+    MERGEKIT_FILE,
+    merge_records,
+    model_card,
+)
+from evomerge.export.routed import export_recipe
 from evomerge.export.scores import MERGE, Metrics
 from evomerge.merge.recipe import Recipe
-from evomerge.merge.to_disk import MergeReport, merge_to_disk
+from evomerge.merge.to_disk import merge_to_disk
 
 
 @dataclass
@@ -61,12 +67,24 @@ def recipe_text(recipe: Recipe, fmt: str) -> str:
 
 
 def materialize(chosen: Chosen, out_dir: Path | str, scores: dict[str, Metrics] | None,
-                overwrite: bool = False) -> MergeReport:
-    """Build the chosen recipe into ``out_dir`` with its recipe files and model card."""
+                overwrite: bool = False) -> str:
+    """Build the chosen recipe into ``out_dir`` with its recipe files and model card;
+    returns what was written, in words."""
     sections = [scores_section(chosen, scores), campaign_section(chosen)]
-    return merge_to_disk(chosen.recipe, out_dir, overwrite=overwrite,
-                         recipe_file=chosen.folder.out / CAMPAIGN_FILE,
-                         records=merge_records(chosen.recipe, sections))
+    recipe = chosen.recipe
+    if recipe.routing is None:
+        report = merge_to_disk(recipe, out_dir, overwrite=overwrite,
+                               recipe_file=chosen.folder.out / CAMPAIGN_FILE,
+                               records=merge_records(recipe, sections))
+        return (f"{report.tensors} tensors ({report.bytes_written / 2**20:.1f} MiB) in "
+                f"{report.seconds:.2f} s")
+    # a layer path: built in memory and exported by export/routed.py, which writes the
+    # recipe (and the mergekit config of an unscaled path); the card follows the folder
+    out = export_recipe(recipe, out_dir, overwrite=overwrite)
+    refusal = None if (out / MERGEKIT_FILE).is_file() else (
+        "its layer path scales the hidden state or runs through the weight merge")
+    write_atomic(out / CARD_FILE, model_card(recipe, refusal, sections))
+    return f"a routed model of {len(recipe.routing.path)} hops"
 
 
 def scores_section(chosen: Chosen, scores: dict[str, Metrics] | None) -> str:

@@ -16,7 +16,8 @@ from evomerge.errors import ConfigError
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="write the recipe to this file (default: print it)")
 @click.option("--rank", type=int, default=1, show_default=True,
-              help="the K-th best candidate by the first objective")
+              help="the K-th best by the first objective (with several objectives: the "
+                   "K-th member of the Pareto front, ordered by the first)")
 @click.option("--uid", default=None, help="the candidate with this uid (e.g. a Pareto-front "
                                           "member of a multi-objective campaign)")
 @click.option("--materialize", type=click.Path(path_type=Path), default=None,
@@ -57,6 +58,5 @@ def export(out_dir: Path, fmt: str, output: Path | None, rank: int, uid: str | N
         recorded = sc.recorded_report(trial)
         click.echo("scoring the merge and its sources on the report tasks", err=True)
         scores = sc.report_scores(folder.campaign, chosen.recipe, recorded)
-    report = ex.materialize(chosen, materialize, scores, overwrite=overwrite)
-    click.echo(f"wrote {report.tensors} tensors ({report.bytes_written / 2**20:.1f} MiB) "
-               f"with a model card to {report.out_dir} in {report.seconds:.2f} s", err=True)
+    written = ex.materialize(chosen, materialize, scores, overwrite=overwrite)
+    click.echo(f"wrote {written} with a model card to {materialize}", err=True)

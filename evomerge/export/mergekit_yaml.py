@@ -47,6 +47,9 @@ def to_mergekit(recipe: Recipe, file: Path | str | None = None) -> dict[str, Any
     """The mergekit config that builds the same model, or a ConfigError saying why not."""
     from evomerge.merge.operators import OPERATORS
 
+    if recipe.routing is not None:  # a plain path exports as passthrough: export/routed.py
+        raise ConfigError(file, "routing", f"{len(recipe.routing.path)} hops",
+                          "mergekit has no layer routing; this recipe cannot be exported")
     if recipe.lines is not None:
         raise ConfigError(file, "lines", recipe.lines.model_dump(),
                           "mergekit has no LiNeS scaling; this recipe cannot be exported")

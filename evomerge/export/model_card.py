@@ -24,9 +24,11 @@ import yaml
 from evomerge.errors import ConfigError
 from evomerge.export.mergekit_yaml import mergekit_yaml
 from evomerge.merge.recipe import Recipe
+from evomerge.merge.routing import MERGED
 from evomerge.merge.to_disk import RECIPE_FILE
 
 MERGEKIT_FILE = "mergekit_config.yml"
+CARD_FILE = "README.md"
 
 
 def package_versions(*names: str) -> dict[str, str]:
@@ -49,7 +51,7 @@ def merge_records(recipe: Recipe, sections: Sequence[str] = ()) -> dict[str, str
         records[MERGEKIT_FILE] = mergekit_yaml(recipe)
     except ConfigError as exc:
         why_not = exc.rule
-    records["README.md"] = model_card(recipe, mergekit_refusal=why_not, sections=sections)
+    records[CARD_FILE] = model_card(recipe, mergekit_refusal=why_not, sections=sections)
     return records
 
 
@@ -59,22 +61,19 @@ def model_card(recipe: Recipe, mergekit_refusal: str | None = None,
 
     ``sections`` (Markdown, each starting with its ``##`` heading) go before the
     versions: a campaign's export adds its scores and where the recipe came from."""
-    sources = recipe.source_models()
+    sources = recipe_models(recipe)
     meta = {"library_name": "transformers", "tags": ["merge", "evomerge"],
             "base_model": sources}
     versions = package_versions("evomerge", "torch", "transformers", "safetensors")
     lines = [
         "---", yaml.safe_dump(meta, sort_keys=False).rstrip(), "---", "",
         f"# {recipe.name or 'Merged model'}", "",
-        f"Made with evomerge by merging {len(sources)} models with "
-        f"`{recipe.merge_method}`" + (f" (LiNeS alpha {recipe.lines.alpha}, "
-                                      f"beta {recipe.lines.beta})" if recipe.lines else "")
-        + ".", "",
+        _made_with(recipe), "",
         "## Sources", "",
         *[f"- `{m}`" + (" (base)" if m == recipe.base_model else "") for m in sources], "",
         "## Recipe", "",
-        f"Content hash `{recipe.content_hash()}`, seed {recipe.seed}. "
-        f"`evomerge merge {RECIPE_FILE} OUT_DIR` rebuilds these weights bit for bit.", "",
+        (f"Content hash `{recipe.content_hash()}`, seed {recipe.seed}. "
+         f"`evomerge merge {RECIPE_FILE} OUT_DIR` rebuilds these weights bit for bit."), "",
         "```yaml", recipe.to_yaml().rstrip(), "```", "",
     ]
     if mergekit_refusal is None:
@@ -86,3 +85,22 @@ def model_card(recipe: Recipe, mergekit_refusal: str | None = None,
               *[f"- {name} {v}" for name, v in versions.items()],
               f"- Python {platform.python_version()}", ""]
     return "\n".join(lines)
+
+
+def recipe_models(recipe: Recipe) -> list[str]:
+    """Every model folder the recipe reads: its weight merge's, then its routing's."""
+    routed = [m for m in recipe.routing.models() if m != MERGED] if recipe.routing else []
+    return list(dict.fromkeys([*recipe.source_models(), *routed]))
+
+
+def _made_with(recipe: Recipe) -> str:
+    parts = []
+    if recipe.merge_method is not None:
+        lines = (f" (LiNeS alpha {recipe.lines.alpha}, beta {recipe.lines.beta})"
+                 if recipe.lines else "")
+        parts.append(f"merging {len(recipe.source_models())} models with "
+                     f"`{recipe.merge_method}`{lines}")
+    if recipe.routing is not None:
+        parts.append(f"routing the hidden state along a path of {len(recipe.routing.path)} "
+                     f"layers (embeddings and head from `{recipe.routing.embeddings}`)")
+    return "Made with evomerge by " + ", then ".join(parts) + "."

@@ -16,6 +16,7 @@ from typing import Any
 
 from evomerge.campaign.config import Campaign
 from evomerge.campaign.study import TrialRecord
+from evomerge.export.model_card import recipe_models
 from evomerge.merge.recipe import Recipe
 
 #: the key of the merged model in :func:`report_scores`' answer
@@ -37,26 +38,36 @@ def report_scores(campaign: Campaign, recipe: Recipe,
                   recorded: Metrics | None = None) -> dict[str, Metrics]:
     """``{MERGE: metrics, model folder: metrics, ...}`` on the report tasks, for the merge
     of ``recipe`` (``recorded`` when given) and every model the recipe reads."""
-    import torch
-
     from evomerge.evaluate import build_report_evaluator
-    from evomerge.merge.live import LiveMerger
 
     evaluator = build_report_evaluator(campaign.evaluation, str(campaign.file))
     out: dict[str, Metrics] = {}
     if recorded:
         out[MERGE] = dict(recorded)
     else:
-        # float32 on the CPU, as the campaign's workers build a candidate by default
-        with LiveMerger(campaign.sources, base=campaign.base, dtype=torch.float32) as merger:
-            model = merger.new_model()
-            merger.build(recipe, model)
-            out[MERGE] = _evaluate(evaluator, model, campaign.base or campaign.sources[0],
-                                   "the merge")
+        model, tokenizer = _candidate(campaign, recipe)
+        out[MERGE] = _evaluate(evaluator, model, tokenizer, "the merge")
         del model
-    for source in recipe.source_models():
+    for source in recipe_models(recipe):
         out[source] = _evaluate(evaluator, _load(source), source, source)
     return out
+
+
+def _candidate(campaign: Campaign, recipe: Recipe) -> tuple[Any, str]:
+    """The candidate built in memory as the campaign's workers build it (float32, CPU),
+    and the folder of its tokenizer."""
+    import torch
+
+    if recipe.routing is not None:
+        from evomerge.merge.routed_model import routed_from_folders
+
+        return routed_from_folders(recipe, dtype=torch.float32), recipe.routing.embeddings
+    from evomerge.merge.live import LiveMerger
+
+    with LiveMerger(campaign.sources, base=campaign.base, dtype=torch.float32) as merger:
+        model = merger.new_model()
+        merger.build(recipe, model)
+    return model, campaign.base or campaign.sources[0]
 
 
 def _load(folder: str) -> Any:

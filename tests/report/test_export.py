@@ -176,3 +176,36 @@ def test_lines_recipes_are_refused_as_mergekit_with_the_reason(tmp_path, capsys,
     _bad([folder.out, "--format", "mergekit"], capsys, "mergekit has no LiNeS")
     assert main(["export", str(folder.out)]) == 0
     assert "lines:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("scale", "mergekit"), [(0.5, False), (1.0, True)])
+def test_a_routed_recipe_materializes_with_its_card(finished, models, tmp_path, scale,
+                                                    mergekit):
+    """A data-flow candidate (a layer path) is built in memory and exported as a routed
+    checkpoint; an unscaled path is a mergekit passthrough merge as well."""
+    from dataclasses import replace
+
+    from evomerge.export.campaign_export import chosen_candidate, materialize
+    from evomerge.export.scores import MERGE, report_scores
+    from evomerge.merge.recipe import load_recipe_dict
+    from evomerge.records import Candidate
+
+    a, b = str(models["a"]), str(models["b"])
+    routed = load_recipe_dict({"routing": {"embeddings": a, "path": [
+        {"model": a, "layer": 0}, {"model": b, "layer": 1, "scale": scale},
+        {"model": a, "layer": 1}]}})
+    chosen = chosen_candidate(finished)
+    trial = replace(chosen.trial, candidate=Candidate(recipe=routed.to_dict()))
+    chosen = replace(chosen, trial=trial, recipe=finished.trial_recipe(trial))
+    scores = None
+    if not mergekit:  # the routed candidate in memory and its sources, scored by lm-eval
+        scores = report_scores(finished.campaign, chosen.recipe)
+        assert sorted(scores) == sorted([MERGE, a, b])
+    written = materialize(chosen, tmp_path / "routed", scores=scores)
+    assert written == "a routed model of 3 hops"
+    card = (tmp_path / "routed" / "README.md").read_text()
+    assert "routing the hidden state along a path of 3 layers" in card
+    assert f"- `{b}`" in card
+    assert ("On the report tasks: not scored." in card) == mergekit
+    assert (tmp_path / "routed" / "mergekit_config.yml").is_file() == mergekit
+    assert ("mergekit cannot express this recipe" in card) != mergekit
