@@ -74,6 +74,25 @@ def load_sources(models: Sequence[str | Path], *, device: str | torch.device = "
     return out
 
 
+def resident_sources(merger) -> dict[str, torch.nn.Module]:
+    """A causal LM per model a :class:`~evomerge.merge.live.LiveMerger` holds, whose
+    parameters are the merger's resident tensors (no second copy): the sources a
+    worker's routed candidates run through, keyed as the merger keys its models."""
+    out = {}
+    for name, tensors in merger.weights.items():
+        model = merger.new_model()
+        missing, unexpected = model.load_state_dict(tensors, strict=False, assign=True)
+        tied = getattr(model.config, "tie_word_embeddings", False)
+        if unexpected or [m for m in missing if not (tied and m == "lm_head.weight")]:
+            raise ConfigError(None, "models", name, "its tensors do not fill a model of its "
+                              f"architecture (missing {missing[:3]}, unexpected "
+                              f"{unexpected[:3]})")
+        if tied:  # assign replaced the embedding; the head must read the new one
+            model.tie_weights()
+        out[name] = model.eval()
+    return out
+
+
 def routed_from_folders(recipe: Recipe, *, device: str | torch.device = "cpu",
                         dtype: torch.dtype = torch.float32) -> torch.nn.Module:
     """The routed model of ``recipe`` from its model folders: the routed models loaded,

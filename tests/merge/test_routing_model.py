@@ -142,3 +142,18 @@ def test_invalid_paths_fail_before_anything_is_built(routing_pair, tmp_path):
         build_routed(recipe.model_validate(data), sources)
     with pytest.raises(ConfigError, match="not among the models given"):
         check_layers(recipe.routing, {a: LAYERS})
+
+
+def test_sources_over_a_live_mergers_tensors_route_as_loaded_ones(routing_pair):
+    from evomerge.merge.live import LiveMerger
+    from evomerge.merge.routed_model import resident_sources
+
+    a, b, sources = routing_pair
+    with LiveMerger([a, b]) as merger:
+        resident = resident_sources(merger)
+        assert set(resident) == set(merger.weights)
+        held = {t.data_ptr() for w in merger.weights.values() for t in w.values()}
+        assert {p.data_ptr() for m in resident.values() for p in m.parameters()} <= held
+        recipe = routed_recipe(a, b)
+        assert_same_outputs(build_routed(recipe, sources), build_routed(recipe, resident),
+                            seed=6)
