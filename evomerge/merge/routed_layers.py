@@ -54,10 +54,13 @@ class RoutedHop(torch.nn.Module):
         if hasattr(layer, "attention_type"):  # decoders that pick a mask per layer read it
             self.attention_type = layer.attention_type
 
-    def forward(self, hidden_states: torch.Tensor, *args, **kwargs):
+    def forward(self, *args, **kwargs):
         if self.scale != 1.0:  # skipped at 1, so an unscaled hop is bit-identical
-            hidden_states = hidden_states * self.scale
-        return self.layer(hidden_states, *args, **kwargs)
+            if args:
+                args = (args[0] * self.scale, *args[1:])
+            else:  # decoders that pass the hidden state by name
+                kwargs["hidden_states"] = kwargs["hidden_states"] * self.scale
+        return self.layer(*args, **kwargs)
 
     def train(self, mode: bool = True) -> RoutedHop:
         super().train(mode)

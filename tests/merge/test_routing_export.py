@@ -2,6 +2,7 @@
 mergekit's passthrough gives the same tensors), a scaled one with its shipped code
 (trust_remote_code) and through evomerge without it; both give the in-memory logits."""
 
+import ast
 import json
 import subprocess
 
@@ -83,6 +84,12 @@ def test_a_scaled_path_exports_with_its_code_and_loads_both_ways(routing_pair, t
               if ".stored_layers." in n}
     assert stored == {"0", "1", "2", "3"}
     assert not (out / "mergekit_config.yml").exists()
+    shipped = ast.parse((out / MODELING_FILE).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(shipped)
+                if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(shipped)
+                 if isinstance(node, ast.ImportFrom)}
+    assert imported == {"__future__", "copy", "collections", "torch", "transformers"}
     with pytest.raises(ValueError, match="trust_remote_code=True"):  # never a plain Llama
         AutoModelForCausalLM.from_pretrained(out)
     remote = AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True,

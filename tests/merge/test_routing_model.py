@@ -157,3 +157,17 @@ def test_sources_over_a_live_mergers_tensors_route_as_loaded_ones(routing_pair):
         recipe = routed_recipe(a, b)
         assert_same_outputs(build_routed(recipe, sources), build_routed(recipe, resident),
                             seed=6)
+
+
+def test_a_hop_scales_the_hidden_state_passed_by_position_or_by_name():
+    from evomerge.merge.routed_layers import RoutedHop
+
+    class Echo(torch.nn.Module):
+        def forward(self, hidden_states, extra=0):
+            return hidden_states + extra
+
+    x = torch.ones(2, 3)
+    hop = RoutedHop(Echo(), index=0, scale=2.0)
+    assert torch.equal(hop(x, extra=1), torch.full((2, 3), 3.0))
+    assert torch.equal(hop(hidden_states=x, extra=1), torch.full((2, 3), 3.0))
+    assert RoutedHop(Echo(), index=0)(x) is x  # scale 1: the very input, untouched
