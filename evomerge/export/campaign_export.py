@@ -21,7 +21,7 @@ from evomerge.campaign.choice import evaluated_ok
 from evomerge.campaign.folder import CAMPAIGN_FILE, CampaignFolder, write_atomic
 from evomerge.campaign.study import TrialRecord
 from evomerge.errors import ConfigError
-from evomerge.export.choose import choose_trial
+from evomerge.export.choose import choose_trial, read_trials
 from evomerge.export.mergekit_yaml import mergekit_yaml
 from evomerge.export.model_card import (
     CARD_FILE,
@@ -47,10 +47,10 @@ class Chosen:
 
 
 def chosen_candidate(folder: CampaignFolder, rank: int = 1, uid: str | None = None) -> Chosen:
-    record = folder.open_record()
-    trials = record.trials()
-    trial = choose_trial(trials, folder.campaign.objectives, rank=rank, uid=uid)
-    config_hash = record.user_attrs.get("config_hash") or folder.campaign.config_hash()
+    attrs, trials = read_trials(folder)
+    trial = choose_trial(trials, folder.campaign.objectives, rank=rank, uid=uid,
+                         where=folder.out)
+    config_hash = attrs.get("config_hash") or folder.campaign.config_hash()
     return Chosen(folder, trial, folder.trial_recipe(trial), len(evaluated_ok(trials)), config_hash)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from evomerge.campaign.choice import best_trials, evaluated_ok
 from evomerge.campaign.folder import CAMPAIGN_FILE, CampaignFolder
 from evomerge.campaign.study import TrialRecord
+from evomerge.export.choose import read_trials
 from evomerge.optim.base import ObjectiveSpec
 
 #: the best candidates whose search and test scores the report sets side by side
@@ -65,11 +66,10 @@ class CampaignData:
 
 
 def campaign_data(folder: CampaignFolder) -> CampaignData:
-    record = folder.open_record()
-    trials = sorted(record.trials(), key=lambda t: t.number)
+    attrs, trials = read_trials(folder)
+    trials = sorted(trials, key=lambda t: t.number)
     objectives = folder.campaign.objectives
     return CampaignData(
-        folder=folder, trials=trials, objectives=objectives,
-        study_attrs=dict(record.user_attrs),
+        folder=folder, trials=trials, objectives=objectives, study_attrs=attrs,
         campaign_text=(folder.out / CAMPAIGN_FILE).read_text(),
         scored=evaluated_ok(trials), best_order=best_trials(trials, objectives))

@@ -157,10 +157,13 @@ def test_a_campaign_with_no_finished_candidate_exits_2(models, task_dir, tmp_pat
 
     folder = new_folder(tmp_path / "out", load_campaign(
         write_campaign(tmp_path / "c.yaml", models, task_dir)), None)
+    # killed while loading its models: the study does not exist yet
+    _bad([folder.out], capsys, "no candidate with scores yet (0 trials")
     record = folder.open_record(create=True)
     record.start(folder.campaign.build_optimizer().ask(1)[0],
                  [g.name for g in folder.campaign.space.genes], None)
-    _bad([folder.out, "-o", tmp_path / "r.yaml"], capsys, "no candidate with scores yet")
+    _bad([folder.out, "-o", tmp_path / "r.yaml"], capsys,
+         "no candidate with scores yet (1 trials, 0 finished")
     assert not (tmp_path / "r.yaml").exists()
 
 

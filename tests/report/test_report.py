@@ -123,6 +123,8 @@ def test_a_campaign_with_no_finished_candidate(models, task_dir, tmp_path, capsy
 
     folder = new_folder(tmp_path / "out", load_campaign(
         write_campaign(tmp_path / "c.yaml", models, task_dir)), None)
+    # killed while loading its models: no study yet, still a page
+    assert "trials 0:" in _report(folder, tmp_path, capsys).text("summary")
     record = folder.open_record(create=True)
     candidate = folder.campaign.build_optimizer().ask(1)[0]
     record.start(candidate, [g.name for g in folder.campaign.space.genes], None)
