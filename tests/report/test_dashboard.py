@@ -71,3 +71,16 @@ def test_without_optuna_dashboard_installed_it_says_how_to_install(finished, mon
 def test_a_port_outside_the_range_exits_2(finished, capsys):
     assert main(["dashboard", str(finished.out), "--port", "70000"]) == 2
     assert "--port" in capsys.readouterr().err
+
+
+def test_a_campaign_without_a_study_yet_exits_2(models, task_dir, tmp_path, capsys):
+    pytest.importorskip("optuna_dashboard")
+    from report_support import write_campaign
+
+    from evomerge.campaign.config import load_campaign
+    from evomerge.campaign.folder import new_folder
+
+    folder = new_folder(tmp_path / "out", load_campaign(
+        write_campaign(tmp_path / "c.yaml", models, task_dir)), None)
+    assert main(["dashboard", str(folder.out), "--port", str(_free_port())]) == 2
+    assert "has no study yet" in capsys.readouterr().err

@@ -188,7 +188,12 @@ def test_a_routed_recipe_materializes_with_its_card(finished, models, tmp_path, 
     checkpoint; an unscaled path is a mergekit passthrough merge as well."""
     from dataclasses import replace
 
-    from evomerge.export.campaign_export import chosen_candidate, materialize
+    from evomerge.errors import ConfigError
+    from evomerge.export.campaign_export import (
+        chosen_candidate,
+        materialize,
+        recipe_text,
+    )
     from evomerge.export.scores import MERGE, report_scores
     from evomerge.merge.recipe import load_recipe_dict
     from evomerge.records import Candidate
@@ -200,6 +205,8 @@ def test_a_routed_recipe_materializes_with_its_card(finished, models, tmp_path, 
     chosen = chosen_candidate(finished)
     trial = replace(chosen.trial, candidate=Candidate(recipe=routed.to_dict()))
     chosen = replace(chosen, trial=trial, recipe=finished.trial_recipe(trial))
+    with pytest.raises(ConfigError, match="mergekit has no layer routing"):
+        recipe_text(routed, "mergekit")
     scores = None
     if not mergekit:  # the routed candidate in memory and its sources, scored by lm-eval
         scores = report_scores(finished.campaign, chosen.recipe)
