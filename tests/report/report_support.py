@@ -55,43 +55,44 @@ def weights(recipe: dict[str, Any]) -> list[float]:
 
 
 class ScriptedExecutor(Executor):
-    """Scores a recipe from its weights: ``score`` = their sum on the search split,
-    ``zoo_foreign_add_mc_search/acc`` = the second weight (a trade-off with the first
-    for two objectives), the report split a tenth lower. The ``fail_at``-th search
-    candidate fails as a worker out of memory would."""
+    """Scores a recipe from its weights as it is submitted: ``score`` = their sum on the
+    search split, ``zoo_foreign_add_mc_search/acc`` = the second weight (a trade-off with
+    the first for two objectives), the report split a tenth lower. The ``fail_at``-th
+    search candidate fails as a worker out of memory would. Results come back one a
+    call, in the order submitted."""
 
     workers = 1
 
     def __init__(self, fail_at: int | None = None):
         self.fail_at = fail_at
-        self.queue: list[tuple[str, dict[str, Any], str]] = []
+        self.scored: list[tuple[str, Fitness]] = []
         self.searched = 0
 
     def submit(self, uid, recipe, split="search"):
-        self.queue.append((uid, recipe, split))
+        self.scored.append((uid, self._score(recipe, split)))
 
     @property
     def pending(self):
-        return len(self.queue)
+        return len(self.scored)
 
     def results(self, timeout=None):
-        if not self.queue:
-            return []
-        uid, recipe, split = self.queue.pop(0)
+        return [self.scored.pop(0)] if self.scored else []
+
+    def _score(self, recipe: dict[str, Any], split: str) -> Fitness:
         began = time.time()
         if split == "search":
             self.searched += 1
             if self.searched == self.fail_at:
-                return [(uid, Fitness.failed(f"{TRACEBACK}{FAILING_ERROR}", worker="scripted",
-                                             timings={"merge_s": 0.001}))]
+                return Fitness.failed(f"{TRACEBACK}{FAILING_ERROR}", worker="scripted",
+                                      timings={"merge_s": 0.001})
         a, b = weights(recipe)
         drop = 0.1 if split == "report" else 0.0
         acc = SEARCH_ACC if split == "search" else REPORT_ACC
         timings = {"merge_s": 0.002, "eval_s": 0.005, "began": began,
                    "ended": began + 0.008, "ready_at": began}
-        return [(uid, Fitness.ok({"score": a + b - drop, acc: b - drop},
-                                 directions={"score": "maximize", acc: "maximize"},
-                                 timings=timings, worker="scripted"))]
+        return Fitness.ok({"score": a + b - drop, acc: b - drop},
+                          directions={"score": "maximize", acc: "maximize"},
+                          timings=timings, worker="scripted")
 
 
 def run_scripted(campaign_path: Path, out: Path, fail_at: int | None = 3):
