@@ -67,10 +67,11 @@ def recipe_text(recipe: Recipe, fmt: str) -> str:
 
 
 def materialize(chosen: Chosen, out_dir: Path | str, scores: dict[str, Metrics] | None,
-                overwrite: bool = False) -> str:
+                overwrite: bool = False, merge_scored_by_campaign: bool = False) -> str:
     """Build the chosen recipe into ``out_dir`` with its recipe files and model card;
     returns what was written, in words."""
-    sections = [scores_section(chosen, scores), campaign_section(chosen)]
+    sections = [scores_section(chosen, scores, merge_scored_by_campaign),
+                campaign_section(chosen)]
     recipe = chosen.recipe
     if recipe.routing is None:
         report = merge_to_disk(recipe, out_dir, overwrite=overwrite,
@@ -87,7 +88,8 @@ def materialize(chosen: Chosen, out_dir: Path | str, scores: dict[str, Metrics] 
     return f"a routed model of {len(recipe.routing.path)} hops"
 
 
-def scores_section(chosen: Chosen, scores: dict[str, Metrics] | None) -> str:
+def scores_section(chosen: Chosen, scores: dict[str, Metrics] | None,
+                   merge_scored_by_campaign: bool = False) -> str:
     """The card's scores: the search objectives the campaign measured, and the report
     tasks for the merge and every model it was made from."""
     fitness = chosen.trial.fitness
@@ -102,8 +104,10 @@ def scores_section(chosen: Chosen, scores: dict[str, Metrics] | None) -> str:
         if model != MERGE:
             role = " (base)" if model == chosen.recipe.base_model else ""
             rows[f"`{model}`{role}"] = metrics
-    lines += ["On the report tasks (a split the search never saw), against every source:",
-              "", *_table(rows), ""]
+    where = ("the merge's as the campaign scored it, the sources' scored at export"
+             if merge_scored_by_campaign else "all scored at export")
+    lines += [("On the report tasks (a split the search never saw), against every source "
+               f"({where}):"), "", *_table(rows), ""]
     return "\n".join(lines)
 
 

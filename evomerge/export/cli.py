@@ -14,7 +14,8 @@ from evomerge.errors import ConfigError
 @click.option("--format", "fmt", type=click.Choice(["native", "mergekit"]), default="native",
               show_default=True, help="the recipe file's format")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="write the recipe to this file (default: print it)")
+              help="write the recipe to this file (default: print it, unless "
+                   "--materialize writes it into the model folder)")
 @click.option("--rank", type=int, default=1, show_default=True,
               help="the K-th best by the first objective (with several objectives: the "
                    "K-th member of the Pareto front, ordered by the first)")
@@ -45,18 +46,19 @@ def export(out_dir: Path, fmt: str, output: Path | None, rank: int, uid: str | N
     click.echo(f"trial {trial.number} (uid {trial.candidate.uid}, "
                f"{folder.campaign.objectives.names[0]} = {value:.4g}), recipe "
                f"{trial.recipe_hash}", err=True)
-    if output is None:
+    if output is None and materialize is None:
         click.echo(text, nl=False)
-    else:
+    elif output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(output, text)
         click.echo(f"wrote the {fmt} recipe to {output}", err=True)
     if materialize is None:
         return
-    scores = None
+    scores, recorded = None, sc.recorded_report(trial)
     if not no_scores and folder.campaign.has_report_tasks:
-        recorded = sc.recorded_report(trial)
-        click.echo("scoring the merge and its sources on the report tasks", err=True)
+        click.echo("scoring " + ("the sources" if recorded else "the merge and its sources")
+                   + " on the report tasks", err=True)
         scores = sc.report_scores(folder.campaign, chosen.recipe, recorded)
-    written = ex.materialize(chosen, materialize, scores, overwrite=overwrite)
+    written = ex.materialize(chosen, materialize, scores, overwrite=overwrite,
+                             merge_scored_by_campaign=recorded is not None)
     click.echo(f"wrote {written} with a model card to {materialize}", err=True)

@@ -80,6 +80,7 @@ def test_materialized_model_is_the_campaigns_candidate(finished, tmp_path, capsy
     assert card.startswith("---\n") and "library_name: transformers" in card
     # report scores: the campaign's recorded ones for the merge, every source scored here
     assert f"| this merge | {best.report['objectives']['score']:.4g} |" in card
+    assert "the merge's as the campaign scored it, the sources' scored at export" in card
     for source in [campaign.base, *campaign.sources]:
         assert f"| `{source}`" in card
     assert f"uid `{best.candidate.uid}`" in card and "campaign `report-test`" in card
@@ -140,7 +141,7 @@ def test_bad_input_exits_2_and_writes_nothing(finished, models, task_dir, tmp_pa
     assert not recipe.exists() and not out.exists()
 
     assert main(["export", str(finished.out), "--materialize", str(out), "--no-scores"]) == 0
-    capsys.readouterr()
+    assert capsys.readouterr().out == ""  # the recipe is in the folder, not printed
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     _bad([finished.out, "--rank", "2", "-o", recipe, "--materialize", out], capsys,
          "already holds a model")
