@@ -28,6 +28,7 @@ from evomerge.export.model_card import (
     MERGEKIT_FILE,
     merge_records,
     model_card,
+    package_versions,
 )
 from evomerge.export.routed import export_recipe
 from evomerge.export.scores import MERGE, Metrics
@@ -64,6 +65,22 @@ def recipe_text(recipe: Recipe, fmt: str) -> str:
         raise ConfigError(None, "--format", fmt,
                           f"mergekit cannot express this recipe: {exc.rule} "
                           "(export it with --format native)") from None
+
+
+def provenance(chosen: Chosen) -> str:
+    """YAML comment lines saying where an exported recipe came from (the campaign, its
+    config hash and seed, the trial, its scores and evaluation settings, the versions);
+    both recipe formats ignore them."""
+    trial, config = chosen.trial, chosen.folder.campaign.config
+    fitness = trial.fitness
+    scores = ", ".join(f"{k} = {v:.4g}" for k, v in fitness.objectives.items())
+    versions = package_versions("evomerge", "torch", "transformers")
+    return "\n".join([
+        (f"# exported by evomerge from campaign {config.name!r} (config hash "
+         f"{chosen.config_hash}, seed {config.seed}) at {chosen.folder.out.resolve()}"),
+        f"# trial {trial.number}, uid {trial.candidate.uid}, recipe hash {trial.recipe_hash}",
+        f"# search tasks: {scores} (evaluation settings {fitness.settings_hash})",
+        "# " + ", ".join(f"{k} {v}" for k, v in versions.items()), ""])
 
 
 def materialize(chosen: Chosen, out_dir: Path | str, scores: dict[str, Metrics] | None,

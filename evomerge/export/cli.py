@@ -36,7 +36,7 @@ def export(out_dir: Path, fmt: str, output: Path | None, rank: int, uid: str | N
 
     folder = open_folder(out_dir)
     chosen = ex.chosen_candidate(folder, rank=rank, uid=uid)
-    text = ex.recipe_text(chosen.recipe, fmt)
+    text = ex.provenance(chosen) + ex.recipe_text(chosen.recipe, fmt)
     if output is not None and output.is_dir():
         raise ConfigError(None, "-o", str(output), "is a folder; give a file name")
     if materialize is not None:

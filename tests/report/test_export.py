@@ -33,23 +33,36 @@ def test_native_and_mergekit_exports_of_the_best_and_the_kth(finished, tmp_path,
     best = _best(finished)
     assert main(["export", str(finished.out)]) == 0
     said = capsys.readouterr()
-    assert said.out == finished.trial_recipe(best[0]).to_yaml()
+    header, recipe = _split_header(said.out)
+    assert recipe == finished.trial_recipe(best[0]).to_yaml()
     assert best[0].candidate.uid in said.err
+    # where it came from, as comments both formats ignore
+    assert f"uid {best[0].candidate.uid}" in header and "config hash" in header
+    assert best[0].fitness.settings_hash in header and "evomerge 0.1.0" in header
     out = tmp_path / "second.yml"
     assert main(["export", str(finished.out), "--rank", "2", "--format", "mergekit",
                  "-o", str(out)]) == 0
-    assert out.read_text() == mergekit_yaml(finished.trial_recipe(best[1]))
+    assert _split_header(out.read_text())[1] == mergekit_yaml(finished.trial_recipe(best[1]))
     assert "format" not in yaml.safe_load(out.read_text())
     last = best[-1].candidate.uid
     assert main(["export", str(finished.out), "--uid", last]) == 0
-    assert capsys.readouterr().out == finished.trial_recipe(best[-1]).to_yaml()
+    assert _split_header(capsys.readouterr().out)[1] == \
+        finished.trial_recipe(best[-1]).to_yaml()
+
+
+def _split_header(text: str) -> tuple[str, str]:
+    """The comment lines an export starts with, and the recipe after them."""
+    lines = text.splitlines(keepends=True)
+    n = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    return "".join(lines[:n]), "".join(lines[n:])
 
 
 def test_two_objectives_rank_the_pareto_front(two_objectives, capsys):
     front = _best(two_objectives)
     assert len(front) >= 2
     assert main(["export", str(two_objectives.out), "--rank", "2"]) == 0
-    assert capsys.readouterr().out == two_objectives.trial_recipe(front[1]).to_yaml()
+    assert _split_header(capsys.readouterr().out)[1] == \
+        two_objectives.trial_recipe(front[1]).to_yaml()
     _bad([two_objectives.out, "--rank", str(len(front) + 1)], capsys,
          f"the campaign has {len(front)} candidates on its Pareto front")
 
