@@ -79,7 +79,8 @@ def provenance(chosen: Chosen) -> str:
         (f"# exported by evomerge from campaign {config.name!r} (config hash "
          f"{chosen.config_hash}, seed {config.seed}) at {chosen.folder.out.resolve()}"),
         f"# trial {trial.number}, uid {trial.candidate.uid}, recipe hash {trial.recipe_hash}",
-        f"# search tasks: {scores} (evaluation settings {fitness.settings_hash})",
+        f"# search tasks: {scores}" + (f" (evaluation settings {fitness.settings_hash})"
+                                        if fitness.settings_hash else ""),
         "# " + ", ".join(f"{k} {v}" for k, v in versions.items()), ""])
 
 

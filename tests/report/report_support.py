@@ -22,6 +22,7 @@ from evomerge.records import Fitness
 REPO = Path(__file__).resolve().parents[2]
 SEARCH_TASK, REPORT_TASK = "zoo_foreign_add_mc_search", "zoo_foreign_add_mc_test"
 SEARCH_ACC, REPORT_ACC = f"{SEARCH_TASK}/acc", f"{REPORT_TASK}/acc"
+SETTINGS = "5c41p7ed0000abcd"  # the evaluation settings hash scripted scores carry
 FAILING_ERROR = "RuntimeError: CUDA out of memory (scripted)"
 TRACEBACK = 'Traceback (most recent call last):\n  File "run.py", line 1, in <module>\n'
 
@@ -92,7 +93,7 @@ class ScriptedExecutor(Executor):
                    "ended": began + 0.008, "ready_at": began}
         return Fitness.ok({"score": a + b - drop, acc: b - drop},
                           directions={"score": "maximize", acc: "maximize"},
-                          timings=timings, worker="scripted")
+                          timings=timings, worker="scripted", settings_hash=SETTINGS)
 
 
 def run_scripted(campaign_path: Path, out: Path, fail_at: int | None = 3):
