@@ -39,6 +39,11 @@ def merged_tensor(recipe: Recipe, task: TensorTask, fetch: Fetch,
     gen = tensor_generator(recipe.seed, task.out_name, device=ctx.device) \
         if op.random else None
     base = fetch(*task.base) if task.base is not None else None
+    if op.kind == "delta" and base is None:
+        # a method whose base is optional (NuSLERP, Multi-SLERP) merges the tensors
+        # themselves when the recipe has none
+        return _store(op([fetch(m, n) for m, n in task.inputs], task.params, base=None,
+                         generator=gen, ctx=ctx), out)
     if op.kind == "delta":
         if fetch_delta is not None:
             inputs = [fetch_delta(m, n) for m, n in task.inputs]

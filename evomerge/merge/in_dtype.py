@@ -10,7 +10,9 @@ in bfloat16, where their sum is exactly 0 and the ``>= 0`` rule elects the other
 So this family runs here as its formulas in :mod:`~evomerge.merge.operators.reference`,
 op by op in the 16-bit dtype, which is mergekit's order of operations: the same
 elections, the same tensors. Model stock too, whose ratio mergekit computes in 16 bits,
-in mergekit's form of its formula.
+in mergekit's form of its formula; and every method written only as its formula
+(``MergeOperator.formula``: NuSLERP, Multi-SLERP, Karcher, SCE, NearSwap, Arcee Fusion,
+RAM), evaluated on the 16-bit tensors.
 Every other method computes from the rounded inputs in float32 and rounds its result
 once; mergekit's linear and SLERP upcast the same way internally.
 
@@ -80,6 +82,14 @@ def merged_in_dtype(recipe: Recipe, task: TensorTask, fetch: Fetch, dtype: torch
         t = reference.model_stock_ratio([th - base for th in thetas],
                                         task.params["filter_wise"])
         return t * (sum(thetas) / len(thetas)) + (1 - t) * base
+    op = OPERATORS.get(method)
+    if op.formula is not None and task.inputs:  # a formula on whole tensors, in 16 bits
+        inputs = [fetch(m, n) for m, n in task.inputs]
+        if op.kind == "weight" or task.base is None:
+            return op.formula(inputs, task.params).to(dtype)
+        base = fetch(*task.base)
+        delta = op.formula([x - base for x in inputs], task.params)
+        return (base + delta * lines_factor(recipe, task)).to(dtype)
     if method in reference.FAMILY and task.inputs:
         base = fetch(*task.base)
         taus = [fetch(m, n) - base for m, n in task.inputs]

@@ -26,13 +26,13 @@ def keyed() -> MergeContext:
 def inputs_and_params(op, n=3, shape=(6, 8)):
     g = torch.Generator().manual_seed(11)
     tensors = [torch.randn(shape, generator=g) * 0.1 for _ in range(n)]
-    given = {"t": 0.3} if op.name == "slerp" else {}
+    given = {"t": 0.3} if op.name in ("slerp", "nearswap") else {}
     names = {spec.name for spec in op.params}
+    n = min(n, op.max_models or n)
     if "weight" in names:
         given["weight"] = [1.0, 0.6, -0.3][:n]
     if "density" in names:
         given["density"] = 0.5
-    n = min(n, op.max_models or n)
     return tensors[:n], op.resolve_params(given, n)
 
 

@@ -38,7 +38,9 @@ def randn(*shape, seed=0, scale=1.0):
 def test_registry_lists_every_method_once_and_suggests_on_typos():
     assert set(OPERATORS.names()) == {
         "linear", "task_arithmetic", "ties", "dare_linear", "dare_ties", "breadcrumbs",
-        "breadcrumbs_ties", "della", "della_linear", "slerp", "model_stock", "passthrough"}
+        "breadcrumbs_ties", "della", "della_linear", "slerp", "model_stock", "passthrough",
+        "nuslerp", "multislerp", "karcher", "sce", "nearswap", "arcee_fusion", "ram",
+        "ramplus_tl"}
     assert len(OPERATOR_LIST) == len(OPERATORS.names())
     with pytest.raises(UnknownNameError, match="did you mean 'ties'"):
         OPERATORS.get("tie")

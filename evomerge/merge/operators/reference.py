@@ -11,8 +11,10 @@ operator and the formula agree; how masks are drawn is
 :mod:`~evomerge.merge.operators.random_drop`'s (whose DARE keep probability is the
 density rounded to a multiple of 2**-16).
 
-``merge(method, taus, params, keep)`` is any registered method, with ``params`` resolved
-as the operator receives them.
+``merge(method, taus, params, keep)`` is any method of :data:`METHODS`, with ``params``
+resolved as the operator receives them. The methods registered without a fast path
+(NuSLERP, Multi-SLERP, Karcher, SCE, NearSwap, Arcee Fusion, RAM) are written as their
+formulas in their own modules; there is nothing faster to hold to them here.
 
 >>> taus = [torch.tensor([3.0, -1.0]), torch.tensor([1.0, 2.0])]
 >>> ties(taus, weights=[1.0, 1.0], densities=[0.5, 0.5]).tolist()
@@ -260,6 +262,10 @@ def family_sparsified(method: str, taus: Tensors, params: dict,
             out.append(della(tau, keep[i], params["density"][i], params["epsilon"][i],
                              rescale))
     return out
+
+
+#: the registered methods written here
+METHODS = (*FAMILY, "linear", "slerp", "model_stock", "passthrough")
 
 
 def merge(method: str, tensors: Tensors, params: dict,

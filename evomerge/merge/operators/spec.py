@@ -40,6 +40,7 @@ class ParamSpec:
     ``default`` None means required. A boolean default makes the parameter a flag.
     ``low`` / ``high`` are inclusive bounds (None: unbounded). ``mergekit`` False marks a
     parameter mergekit does not have (a recipe using it cannot be exported there).
+    ``integer`` admits whole numbers only.
     """
 
     name: str
@@ -49,6 +50,8 @@ class ParamSpec:
     high: float | None = None
     doc: str = ""
     mergekit: bool = True
+    #: only whole numbers (an iteration count)
+    integer: bool = False
 
     @property
     def is_flag(self) -> bool:
@@ -72,6 +75,8 @@ class ParamSpec:
         number = float(value)
         if math.isnan(number):
             raise ConfigError(None, field, value, "must be a number, not NaN")
+        if self.integer and not number.is_integer():
+            raise ConfigError(None, field, value, "must be a whole number")
         if (self.low is not None and number < self.low) or (
                 self.high is not None and number > self.high):
             low = "-inf" if self.low is None else self.low
@@ -167,6 +172,12 @@ class MergeOperator:
     #: into its destination in as few passes over memory as it can.
     coefficients: Callable[[list[torch.Tensor], dict[str, ParamValue]], list[float]] \
         | None = None
+    #: for methods written only as their formula on whole tensors:
+    #: ``formula(tensors, params) -> Tensor``, evaluated op by op in the tensors' own
+    #: dtype (``fn`` is :func:`whole_tensor` of it); a 16-bit merge runs it in 16 bits,
+    #: as mergekit does
+    formula: Callable[[list[torch.Tensor], dict[str, ParamValue]], torch.Tensor] \
+        | None = None
     doc: str = ""
 
     def param(self, name: str) -> ParamSpec:
@@ -224,3 +235,15 @@ def compute_dtype(tensor: torch.Tensor) -> torch.dtype:
 def in_compute_dtype(tensor: torch.Tensor) -> torch.Tensor:
     """``tensor`` in its compute dtype; the input itself when it already is (read-only)."""
     return tensor.to(compute_dtype(tensor))
+
+
+def whole_tensor(formula: Callable[[list[torch.Tensor], dict[str, ParamValue]],
+                                   torch.Tensor]) -> OperatorFn:
+    """An operator function from a formula on whole tensors: inputs in their compute
+    dtype, the result copied into ``out`` when given."""
+    def fn(tensors: list[torch.Tensor], params: dict[str, ParamValue], *,
+           base: torch.Tensor | None, generator: torch.Generator | None,
+           ctx: MergeContext, out: torch.Tensor | None) -> torch.Tensor:
+        value = formula([in_compute_dtype(t) for t in tensors], params)
+        return value if out is None else out.copy_(value)
+    return fn
