@@ -225,7 +225,8 @@ class RayExecutor(Executor):
 
 def connect(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
     """Start a local Ray (``address`` None) or join the head at ``address``; True when
-    this call started Ray (so :meth:`RayExecutor.close` stops it)."""
+    this call connected (so :meth:`RayExecutor.close` stops the local Ray, or leaves the
+    cluster, which goes on running)."""
     import ray
 
     if ray.is_initialized():
@@ -252,9 +253,13 @@ def connect(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
                           f"the Ray head there did not accept this driver within "
                           f"{timeout_s:g} s")
     if done[0] is not None:
+        reason = _short(done[0])
+        if "InvalidAuthToken" in _chain(done[0]):
+            reason = ("the head wants token authentication: set RAY_AUTH_MODE=token and "
+                      "give its token (RAY_AUTH_TOKEN, or the file ~/.ray/auth_token)")
         raise ConfigError(None, "--address", address,
-                          f"could not join the Ray cluster: {_short(done[0])}")
-    return False
+                          f"could not join the Ray cluster: {reason}")
+    return True
 
 
 def _probe(address: str, timeout_s: float) -> None:
@@ -274,6 +279,15 @@ def _probe(address: str, timeout_s: float) -> None:
 
 def _with_device(spec: WorkerSpec, device: str) -> WorkerSpec:
     return replace(spec, device=device)
+
+
+def _chain(exc: BaseException | None) -> str:
+    """The text of an exception and of every exception that caused it."""
+    parts = []
+    while exc is not None:
+        parts.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    return "\n".join(parts)
 
 
 def _short(exc: BaseException, limit: int = 2000) -> str:
