@@ -53,6 +53,8 @@ class LoopStatus:
     run_evaluations: int = 0
     run_s: float = 0.0
     reported: int = 0
+    #: seconds the loop itself spent asking, decoding, recording and telling
+    driver_s: float = 0.0
     stopped: str | None = None
 
     @property
@@ -114,14 +116,19 @@ class CampaignLoop:
     def _search(self) -> None:
         reuse_streak = 0
         while True:
+            began = time.perf_counter()
             while (self.executor.pending < self.executor.workers
                    and self._may_submit(reuse_streak)):
                 reuse_streak = 0 if self._next() else reuse_streak + 1
+            self.status.driver_s += time.perf_counter() - began
             if self.executor.pending == 0 and not self._inflight:
                 self.status.stopped = self._stop_reason(reuse_streak)
                 return
-            for uid, fitness in self.executor.results(timeout=1.0):
+            results = self.executor.results(timeout=1.0)
+            began = time.perf_counter()
+            for uid, fitness in results:
                 self._finish(uid, fitness)
+            self.status.driver_s += time.perf_counter() - began
             self._report()
 
     def _score_report(self) -> None:
