@@ -60,7 +60,8 @@ from evomerge.execute.base import EXECUTORS
 from evomerge.optim.base import ObjectiveSpec
 from evomerge.optim.registry import build_optimizer
 from evomerge.records import Candidate
-from evomerge.space import BoundSpace, Space, load_space
+from evomerge.space import BoundSpace, load_space
+from evomerge.space.files import self_contained, space_from_dict
 from evomerge.space.bound import Decoded
 
 CAMPAIGN_FORMAT = "evomerge/campaign-v1"
@@ -214,9 +215,9 @@ def campaign_from_dict(data: dict[str, Any], file: Path | None = None) -> Campai
     if isinstance(config.space, str):
         space_file = (here / config.space).resolve()
         space = load_space(space_file)
-        config.space = read_yaml(space_file)
+        config.space = self_contained(read_yaml(space_file), space_file)
     else:
-        space = Space.from_dict(config.space, file)
+        space = space_from_dict(config.space, file)
         space_file = file
     bound = space.bind(config.models.base, config.models.sources, file=space_file)
 

@@ -15,7 +15,9 @@ from typing import Any
 from evomerge.evaluate import build_report_evaluator, build_search_evaluator
 from evomerge.execute.base import WorkerSpec
 from evomerge.merge.live import LiveMerger
-from evomerge.merge.recipe import load_recipe_dict
+from evomerge.merge.recipe import Recipe, load_recipe_dict
+from evomerge.merge.routed_model import build_routed, resident_sources
+from evomerge.merge.routing import MERGED
 from evomerge.records import Fitness
 
 
@@ -50,6 +52,8 @@ class Worker:
         report = build_report_evaluator(spec.evaluation, spec.source)
         if report is not None:
             self.evaluators["report"] = report
+        self._sources: dict[str, Any] | None = None  # models over the resident tensors
+        self._routed: dict[str, Any] = {}  # embeddings model -> its routed model
         self.load_s = time.perf_counter() - start
         self.ready_at = time.time()
 
@@ -60,8 +64,8 @@ class Worker:
         began = time.time()
         start = time.perf_counter()
         try:
-            merge_s = self.merger.build(load_recipe_dict(recipe), self.model)
-            fitness = self.evaluators[split].evaluate(self.model, self.tokenizer)
+            model, merge_s = self._build(load_recipe_dict(recipe))
+            fitness = self.evaluators[split].evaluate(model, self.tokenizer)
         except Exception as exc:  # a bad candidate is a failed record, not a stopped campaign
             _release_memory(exc)
             return Fitness.failed(traceback.format_exc(), worker=self.id,
@@ -76,6 +80,23 @@ class Worker:
                                   directions=fitness.directions, timings=fitness.timings,
                                   worker=self.id, settings_hash=fitness.settings_hash)
         return fitness
+
+    def _build(self, recipe: Recipe) -> tuple[Any, float]:
+        """The candidate's model and the seconds it took to build: the weight merge built
+        into the worker's model, or a routed model whose hops share the resident
+        sources' layers (rebuilt in place per embeddings model: no weights copied)."""
+        if recipe.routing is None:
+            return self.model, self.merger.build(recipe, self.model)
+        start = time.perf_counter()
+        if self._sources is None:
+            self._sources = resident_sources(self.merger)
+        sources = dict(self._sources)
+        if recipe.merge_method is not None:  # parameter space first, then the routing
+            self.merger.build(recipe, self.model)
+            sources[MERGED] = self.model
+        frame = recipe.routing.embeddings
+        self._routed[frame] = build_routed(recipe, sources, into=self._routed.get(frame))
+        return self._routed[frame], time.perf_counter() - start
 
     def _clock(self, began: float) -> dict[str, float]:
         """Wall-clock marks (epoch seconds) from which a worker's busy and idle time is
