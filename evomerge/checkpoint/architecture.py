@@ -90,6 +90,21 @@ def with_layer_count(config: dict, layers: int) -> dict:
     return out
 
 
+def with_vocab_size(config: dict, rows: int) -> dict:
+    """``config`` with its vocabulary size (``text_config``'s in a multimodal config) set
+    to ``rows``; a copy.
+
+    >>> with_vocab_size({"vocab_size": 64}, 66)
+    {'vocab_size': 66}
+    """
+    out = dict(config)
+    if "vocab_size" not in out and isinstance(out.get("text_config"), dict):
+        out["text_config"] = with_vocab_size(out["text_config"], rows)
+    else:
+        out["vocab_size"] = rows
+    return out
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     """Where a tensor sits: its block index (``None`` outside the blocks) and its group."""

@@ -19,7 +19,7 @@ evomerge.errors.CheckpointError: models cannot be merged tensor by tensor: model
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from evomerge.checkpoint.reader import CheckpointReader
 from evomerge.errors import CheckpointError
@@ -46,10 +46,13 @@ def _preview(names: list[str]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def check_compatible(readers: Sequence[CheckpointReader]) -> None:
+def check_compatible(readers: Sequence[CheckpointReader],
+                     ignore: Callable[[str], bool] | None = None) -> None:
     """Raise :class:`CheckpointError` unless all models have the same tensor names and shapes.
 
-    The message lists the first few differences, naming which model has what.
+    The message lists the first few differences, naming which model has what. Tensors
+    for which ``ignore(name)`` holds may differ in shape (vocabulary matrices that a
+    tokenizer merge aligns first).
     """
     if len(readers) < 2:
         return
@@ -70,7 +73,7 @@ def check_compatible(readers: Sequence[CheckpointReader]) -> None:
         mismatched = [
             (n, reader.shape(n), ref.shape(n))
             for n in sorted(ref_names & names)
-            if reader.shape(n) != ref.shape(n)
+            if reader.shape(n) != ref.shape(n) and not (ignore and ignore(n))
         ]
         problems.extend(
             f"model '{label}': tensor '{n}' has shape {shape} but model '{ref_label}' has "

@@ -21,7 +21,7 @@ from evomerge.errors import ConfigError
 from evomerge.merge.recipe import NATIVE_FORMAT, Recipe, load_recipe_dict
 
 #: mergekit features evomerge does not implement; refused rather than silently ignored
-UNSUPPORTED_MERGEKIT_KEYS = ("modules", "tokenizer", "chat_template")
+UNSUPPORTED_MERGEKIT_KEYS = ("modules",)
 NATIVE_ONLY_FIELDS = ("format", "name", "seed", "lines")
 
 

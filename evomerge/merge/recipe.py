@@ -22,14 +22,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, \
-    model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from evomerge.config_io import read_yaml, validate_config
 from evomerge.merge.dtypes import DTYPE_NAMES
 from evomerge.merge.operators import LINES_PARAMS
 from evomerge.merge.params import Setting, Settings, plain_setting
 from evomerge.merge.routing import Routing, check_merged_use
+from evomerge.merge.tokenizer_settings import TokenizerSettings, check_chat_template
 from evomerge.merge.validate import check_recipe
 
 NATIVE_FORMAT = "evomerge/recipe-v1"
@@ -98,6 +105,10 @@ class Recipe(_Strict):
     dtype: Literal[DTYPE_NAMES] | None = None
     out_dtype: Literal[DTYPE_NAMES] | None = None
     tokenizer_source: str | None = None
+    #: mergekit's tokenizer block (source, per-token embeddings, padding)
+    tokenizer: TokenizerSettings | None = None
+    #: a Jinja chat template written into the merged tokenizer
+    chat_template: str | None = None
     seed: int = 0
     lines: Lines | None = None
     #: a layer path through the sources (and the merge, as ``<merged>``); see routing.py
@@ -111,6 +122,10 @@ class Recipe(_Strict):
             return self._routing_only()
         if self.models is not None and self.slices is not None:
             raise ValueError("give either 'models' or 'slices', not both")
+        if self.tokenizer_source is not None and self.tokenizer is not None:
+            raise ValueError("give either 'tokenizer_source' or a 'tokenizer' block, not both")
+        if self.chat_template is not None:
+            check_chat_template(self.chat_template)
         if not self.models and not self.slices:
             raise ValueError("the model list is empty: give 'models' (or 'slices') "
                              "with at least one model")

@@ -17,7 +17,11 @@ from pathlib import Path
 import torch
 
 from evomerge.checkpoint import CheckpointReader, CheckpointWriter, check_compatible
-from evomerge.checkpoint.architecture import with_layer_count
+from evomerge.checkpoint.architecture import (
+    is_output_head,
+    with_layer_count,
+    with_vocab_size,
+)
 from evomerge.checkpoint.writer import check_target
 from evomerge.errors import CheckpointError, ConfigError
 from evomerge.merge.apply import merged_tensor
@@ -26,6 +30,13 @@ from evomerge.merge.engine import MergeContext
 from evomerge.merge.in_dtype import is_16_bit, merged_in_dtype
 from evomerge.merge.plan import TensorTask, plan_merge
 from evomerge.merge.recipe import Recipe
+from evomerge.merge.vocabulary import (
+    Vocabulary,
+    build_vocabulary,
+    is_vocabulary_tensor,
+    tokenizer_folder,
+    tokenizer_settings,
+)
 
 #: the recipe as it ran, in every merged folder
 RECIPE_FILE = "evomerge_recipe.yaml"
@@ -91,7 +102,9 @@ def open_sources(recipe: Recipe, allow_pickle: bool = False) -> dict[str, Checkp
     """Open every model the recipe reads; missing or unsafe folders fail here."""
     readers = {m: CheckpointReader(m, allow_pickle=allow_pickle) for m in recipe.source_models()}
     if not recipe.slices:  # slices may combine differently shaped models on purpose
-        check_compatible(list(readers.values()))
+        # with a tokenizer setting, vocabulary matrices are aligned before merging
+        vocab = is_vocabulary_tensor if tokenizer_settings(recipe) else None
+        check_compatible(list(readers.values()), ignore=vocab)
     return readers
 
 
@@ -139,10 +152,8 @@ def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
     tasks = plan_merge(recipe, lambda m: readers[m].tensor_names(), recipe_file)
     template = recipe.base_model or recipe.source_models()[0]
     config_source = readers[template]
-    if recipe.tokenizer_source and recipe.tokenizer_source not in ("base", "union"):
-        tokenizer_from = Path(recipe.tokenizer_source)
-    else:
-        tokenizer_from = config_source.path
+    vocabulary = build_vocabulary(recipe, {m: r.config for m, r in readers.items()},
+                                  recipe_file)
     if compute not in COMPUTE_MODES:
         raise ConfigError(None, "compute", compute,
                           f"must be one of {', '.join(COMPUTE_MODES)}")
@@ -152,9 +163,13 @@ def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
         # read-only views on the memory maps: operators never write to their inputs
         return readers[model].get(name, device=device, dtype=wide, copy=False)
 
+    if vocabulary is not None:
+        fetch = _realigned(fetch, vocabulary, readers)
+
     ctx = MergeContext(device)  # the operators' buffers and thread pool, for this merge
     written = 0
     with ctx, contextlib.ExitStack() as stack:
+        tokenizer_from = tokenizer_folder(recipe, vocabulary, config_source.path, stack)
         writer = stack.enter_context(CheckpointWriter(
             out_dir, max_shard_bytes=max_shard_bytes, overwrite=overwrite,
             copy_from=tokenizer_from))
@@ -169,10 +184,14 @@ def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
             slot = background.free_slot()
             narrow = task_dtype(recipe, readers, task)
             if compute == "dtype" and is_16_bit(narrow):
-                value = merged_in_dtype(recipe, task, _reading(readers, device, narrow),
-                                        narrow, ctx=ctx)
+                narrow_fetch = _reading(readers, device, narrow) if vocabulary is None \
+                    else (lambda m, n, t=narrow: fetch(m, n).to(t))
+                value = merged_in_dtype(recipe, task, narrow_fetch, narrow, ctx=ctx)
             else:
-                out = ctx.buffers.get(("out", slot), reader.shape(first_name), wide)
+                shape = reader.shape(first_name)
+                if vocabulary is not None and is_vocabulary_tensor(first_name):
+                    shape = (vocabulary.size, *shape[1:])
+                out = ctx.buffers.get(("out", slot), shape, wide)
                 value = merged_tensor(recipe, task, fetch, out=out, ctx=ctx)
             value = value.to(target_dtype).cpu()
             background.add(slot, task.out_name, value)
@@ -180,13 +199,34 @@ def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
             if progress:
                 progress(i + 1, len(tasks))
         background.wait()
-        writer.write_config(_output_config(recipe, config_source, tasks, dtype))
+        config = _output_config(recipe, config_source, tasks, dtype)
+        if vocabulary is not None:
+            config = with_vocab_size(config, vocabulary.size)
+        writer.write_config(config)
         writer.write_text(RECIPE_FILE, recipe.to_yaml())
         for name, text in (records or {}).items():
             writer.write_text(name, text)
     for r in readers.values():
         r.close()
     return MergeReport(out_dir, len(tasks), written, time.perf_counter() - start)
+
+
+def _realigned(fetch: Callable[[str, str], torch.Tensor], vocabulary: Vocabulary,
+               readers: Mapping[str, CheckpointReader]) -> Callable[[str, str], torch.Tensor]:
+    """``fetch`` with vocabulary matrices re-indexed to the output vocabulary (every
+    model's at once, kept until the next vocabulary matrix is asked for)."""
+    aligned: dict[str, dict[str, torch.Tensor]] = {}
+
+    def realigned(model: str, name: str) -> torch.Tensor:
+        if not is_vocabulary_tensor(name):
+            return fetch(model, name)
+        if name not in aligned:
+            aligned.clear()
+            holders = [m for m, r in readers.items() if name in r.tensor_names()
+                       or (is_output_head(name) and r.tied_embeddings)]
+            aligned[name] = vocabulary.aligned(fetch, holders, name)
+        return aligned[name][model]
+    return realigned
 
 
 def _reading(readers: Mapping[str, CheckpointReader], device: str,

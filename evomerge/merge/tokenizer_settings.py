@@ -1,0 +1,74 @@
+"""How a recipe says which tokenizer the merged model gets: mergekit's
+``tokenizer_source`` shorthand and its ``tokenizer`` block, checked before any model loads.
+
+- ``tokenizer_source: base`` -- the base model's tokenizer (the first model's without a
+  base); ``union`` -- every token any model uses; any other text -- that model folder's
+  tokenizer. The embedding and output-head rows of every model are aligned to the new
+  vocabulary before merging (:mod:`~evomerge.merge.vocabulary`).
+- ``tokenizer: {source, tokens, pad_to_multiple_of}`` -- the same ``source`` (default
+  ``union``); ``tokens`` says where a token's embedding comes from (a model folder, a token
+  of a model by ``token`` or ``token_id``, or zeros) and ``force`` uses that source even
+  for models that have the token; ``pad_to_multiple_of`` rounds the vocabulary up.
+
+``chat_template`` is a Jinja template, written into the merged tokenizer, or ``auto``:
+the template most of the models' tokenizers carry. mergekit also knows a few templates
+by name (``chatml``, ``llama3``, ...); those names are refused here with the rule, as
+their text is not shipped: give the template itself.
+
+>>> TokenizerSettings.model_validate({"source": "union", "pad_to_multiple_of": 8,
+...     "tokens": {"<|im_end|>": {"source": {"kind": "zero"}, "force": True}}}).source
+'union'
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from evomerge.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelToken(_Strict):
+    """The embedding of one token of one model, named by ``token`` or ``token_id``."""
+
+    kind: Literal["model_token"]
+    model: str
+    token_id: int | None = Field(default=None, ge=0)
+    token: str | None = None
+
+    @model_validator(mode="after")
+    def _one_name(self) -> ModelToken:
+        if (self.token_id is None) == (self.token is None):
+            raise ValueError("give exactly one of 'token' and 'token_id'")
+        return self
+
+
+class ZeroEmbedding(_Strict):
+    kind: Literal["zero"]
+
+
+class TokenEmbedding(_Strict):
+    """Where one token's embedding row comes from; ``force`` also for models that have it."""
+
+    source: ModelToken | ZeroEmbedding | str | None = None
+    force: bool = False
+
+
+class TokenizerSettings(_Strict):
+    source: str = "union"
+    tokens: dict[str, TokenEmbedding] | None = None
+    pad_to_multiple_of: int | None = Field(default=None, ge=1)
+
+
+def check_chat_template(text: str) -> None:
+    """Refuse a template name (short, one line, no Jinja): only ``auto`` and templates
+    themselves are understood."""
+    if text != "auto" and len(text) < 256 and "\n" not in text and "{" not in text:
+        raise ConfigError(None, "chat_template", text,
+                          "must be a Jinja chat template or 'auto'; templates by name "
+                          "(chatml, llama3, ...) are not built in: give the template text")

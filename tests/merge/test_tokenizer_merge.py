@@ -1,0 +1,162 @@
+"""Tokenizer settings mean what they mean in mergekit: tokenizer_source base / union /
+a model, the tokenizer block (per-token sources, force, padding) and chat templates.
+
+mergekit 0.1.5 orders a union's new tokens differently from run to run (its models are
+iterated as a set), so vocabularies are compared as token -> row maps: the same tokens,
+and every token's embedding and head row the same.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from test_mergekit_oracle import _load_dir, _mergekit
+
+from evomerge.cli import main
+from evomerge.testing.random_models import save_perturbed, save_random_llama
+
+pytestmark = pytest.mark.oracle
+
+VOCAB_TENSORS = ("model.embed_tokens.weight", "lm_head.weight")
+
+
+def _with_added_tokens(src: Path, out: Path, tokens: list[str], seed: int) -> Path:
+    """``src`` with ``tokens`` added to its tokenizer and embeddings, then perturbed."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(src)
+    tok.add_tokens(tokens)
+    model = AutoModelForCausalLM.from_pretrained(src)
+    model.resize_token_embeddings(len(tok), mean_resizing=False)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=g))
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def vocab_models(tmp_path_factory) -> dict[str, str]:
+    """A base (92 tokens), a ChatML fine-tune (94), one with other tokens (95), and a
+    fine-tune with the base's vocabulary."""
+    root = tmp_path_factory.mktemp("vocab")
+    base = save_random_llama(root / "base", seed=0, hidden_size=32, num_layers=2)
+    chatml = _with_added_tokens(base, root / "chatml", ["<|im_start|>", "<|im_end|>"], 1)
+    other = _with_added_tokens(base, root / "other", ["<x1>", "<|im_end|>", "<x2>"], 2)
+    plain = save_perturbed(base, root / "plain", seed=3, scale=0.02)
+    return {k: str(v) for k, v in
+            {"base": base, "chatml": chatml, "other": other, "plain": plain}.items()}
+
+
+def _configs(m):
+    b, c, o = m["base"], m["chatml"], m["other"]
+    w = lambda *pairs: [{"model": p, "parameters": dict(q)} for p, q in pairs]  # noqa: E731
+    return {
+        "union": {"merge_method": "linear", "base_model": b, "tokenizer_source": "union",
+                  "models": w((b, {"weight": 0.5}), (c, {"weight": 0.3}),
+                              (o, {"weight": 0.2}))},
+        "base": {"merge_method": "ties", "base_model": b, "tokenizer_source": "base",
+                 "models": w((c, {"weight": 0.5, "density": 0.5}),
+                             (o, {"weight": 0.5, "density": 0.5}))},
+        "model": {"merge_method": "linear", "tokenizer_source": c,
+                  "models": w((b, {"weight": 0.5}), (o, {"weight": 0.5}))},
+        "block": {"merge_method": "linear", "base_model": b, "tokenizer": {
+            "source": "union", "pad_to_multiple_of": 10, "tokens": {
+                "a": {"source": c, "force": True},
+                "<|im_end|>": {"source": {"kind": "model_token", "model": o,
+                                          "token": "<x1>"}, "force": True},
+                "<x2>": {"source": {"kind": "zero"}}}},
+            "models": w((b, {"weight": 0.5}), (c, {"weight": 0.5}), (o, {"weight": 0.5}))},
+        "union_slerp": {"merge_method": "slerp", "base_model": b, "tokenizer_source": "union",
+                        "models": [{"model": b}, {"model": c}], "parameters": {"t": 0.4}},
+    }
+
+
+def _tokenizer(path: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
+@pytest.mark.parametrize("case", ["union", "base", "model", "block", "union_slerp"])
+def test_tokenizer_settings_give_mergekits_model(case, vocab_models, tmp_path):
+    config = _configs(vocab_models)[case]
+    want = _mergekit(config, tmp_path / "mk")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(config))
+    assert main(["merge", str(recipe), str(tmp_path / "evo"), "--quiet"]) == 0
+    got = _load_dir(tmp_path / "evo")
+    ours, theirs = _tokenizer(tmp_path / "evo").get_vocab(), _tokenizer(tmp_path / "mk").get_vocab()
+    assert sorted(ours) == sorted(theirs)
+    config_ours = json.loads((tmp_path / "evo" / "config.json").read_text())
+    assert config_ours == json.loads((tmp_path / "mk" / "config.json").read_text())
+    assert sorted(got) == sorted(want)
+    for name, expected in want.items():
+        assert got[name].shape == expected.shape, name
+        if name not in VOCAB_TENSORS:
+            torch.testing.assert_close(got[name], expected, atol=1e-6, rtol=1e-6)
+            continue
+        for token, row in theirs.items():
+            torch.testing.assert_close(got[name][ours[token]], expected[row], atol=1e-6,
+                                       rtol=1e-6, msg=lambda m, t=token: f"{name} {t!r}: {m}")
+        padding = slice(len(theirs), None)  # rows added by pad_to_multiple_of
+        torch.testing.assert_close(got[name][padding], expected[padding], atol=1e-6,
+                                   rtol=1e-6)
+
+
+def test_union_orders_new_tokens_by_model_then_id(vocab_models, tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(_configs(vocab_models)["union"]))
+    assert main(["merge", str(recipe), str(tmp_path / "evo"), "--quiet"]) == 0
+    vocab = _tokenizer(tmp_path / "evo").get_vocab()
+    assert [vocab[t] for t in ("<|im_start|>", "<|im_end|>", "<x1>", "<x2>")] == \
+        [92, 93, 94, 95]
+
+
+def test_chat_template_is_written(vocab_models, tmp_path):
+    template = "{% for m in messages %}<<{{ m['content'] }}>>{% endfor %}"
+    config = {"merge_method": "linear", "chat_template": template,
+              "models": [{"model": vocab_models["base"], "parameters": {"weight": 0.5}},
+                         {"model": vocab_models["plain"], "parameters": {"weight": 0.5}}]}
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(config))
+    assert main(["merge", str(recipe), str(tmp_path / "evo"), "--quiet"]) == 0
+    tok = _tokenizer(tmp_path / "evo")
+    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+    assert text == "<<hi>>"
+
+
+def test_auto_chat_template_takes_the_models_own(vocab_models, tmp_path):
+    config = {"merge_method": "linear", "chat_template": "auto",
+              "models": [{"model": vocab_models["base"], "parameters": {"weight": 0.5}},
+                         {"model": vocab_models["plain"], "parameters": {"weight": 0.5}}]}
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(config))
+    assert main(["merge", str(recipe), str(tmp_path / "evo"), "--quiet"]) == 0
+    # neither model has a template: none is invented
+    assert _tokenizer(tmp_path / "evo").chat_template is None
+
+
+@pytest.mark.parametrize(("extra", "field", "rule"), [
+    ({"chat_template": "chatml"}, "chat_template", "templates by name"),
+    ({"tokenizer_source": "base", "tokenizer": {"source": "base"}}, None,
+     "either 'tokenizer_source' or a 'tokenizer' block"),
+    ({"tokenizer": {"source": "union", "pad_to_multiple_of": 0}}, "tokenizer.pad_to_multiple_of",
+     "greater than or equal to 1"),
+])
+def test_bad_tokenizer_settings_are_one_message(vocab_models, tmp_path, capsys, extra, field,
+                                                rule):
+    config = {"merge_method": "linear",
+              "models": [{"model": vocab_models["base"], "parameters": {"weight": 1.0}}],
+              **extra}
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(config))
+    assert main(["merge", str(recipe), str(tmp_path / "evo"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and rule in err and str(recipe) in err
+    if field:
+        assert field in err
