@@ -23,8 +23,12 @@ import torch
 def save_random_llava(out_dir: Path | str, seed: int = 0, text_layers: int = 2,
                       vision_layers: int = 3, hidden_size: int = 32) -> Path:
     """Save a randomly initialised LLaVA (Llama text model, CLIP vision tower)."""
-    from transformers import (CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration)
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+    )
 
     text = LlamaConfig(vocab_size=64, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
                        num_hidden_layers=text_layers, num_attention_heads=4,

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from test_mergekit_oracle import _evomerge, _mergekit
 
 pytestmark = pytest.mark.oracle

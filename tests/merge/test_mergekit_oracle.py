@@ -203,21 +203,23 @@ def test_float32_compute_is_the_documented_alternative(tiny_models, tmp_path):
     assert any(not torch.equal(wide[n], narrow[n]) for n in f32)  # elections differ
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("method", ["dare_ties", "della"])
-def test_random_methods_match_mergekit_in_distribution(method, tiny_models, tmp_path):
+def test_random_methods_match_mergekit_in_distribution(method, dtype, tiny_models, tmp_path):
     """Same density: the fraction of kept delta entries and the merged delta's scale agree."""
     base = str(tiny_models["base"])
     params = {"density": 0.5, "weight": 1.0}
     if method == "della":
         params["epsilon"] = 0.1
-    config = {"merge_method": method, "base_model": base,
+    config = {"merge_method": method, "base_model": base, "dtype": dtype,
               "models": [{"model": str(tiny_models["a"]), "parameters": params}],
               "parameters": {"normalize": False}}
     mk = _mergekit(config, tmp_path / "mk")
     ev = _evomerge(config, tmp_path)
-    ref = _load_dir(Path(base))
+    assert ev[next(iter(ev))].dtype == getattr(torch, dtype)
+    ref = {n: t.to(getattr(torch, dtype)).float() for n, t in _load_dir(Path(base)).items()}
     name = "model.layers.1.mlp.down_proj.weight"
-    d_mk, d_ev = mk[name] - ref[name], ev[name] - ref[name]
+    d_mk, d_ev = mk[name].float() - ref[name], ev[name].float() - ref[name]
     kept_mk = (d_mk != 0).float().mean().item()
     kept_ev = (d_ev != 0).float().mean().item()
     # ~2,500 entries: the kept fraction's standard error is about 0.01

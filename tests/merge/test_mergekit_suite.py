@@ -13,7 +13,6 @@ import json
 
 import pytest
 import torch
-
 from test_mergekit_oracle import _evomerge, _mergekit
 
 pytestmark = pytest.mark.oracle

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_mergekit_oracle import _evomerge, _load_dir, _mergekit
 
 from evomerge.testing.random_models import save_edited_copy
-from test_mergekit_oracle import _evomerge, _load_dir, _mergekit
 
 pytestmark = pytest.mark.oracle
 

@@ -21,7 +21,12 @@ from __future__ import annotations
 
 import torch
 
-from evomerge.merge.operators.spec import MergeOperator, ParamSpec, ParamValue, whole_tensor
+from evomerge.merge.operators.spec import (
+    MergeOperator,
+    ParamSpec,
+    ParamValue,
+    whole_tensor,
+)
 
 #: differences are at least this (NearSwap)
 MIN_DIFFERENCE = 1e-6

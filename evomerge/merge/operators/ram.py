@@ -17,7 +17,12 @@ from __future__ import annotations
 
 import torch
 
-from evomerge.merge.operators.spec import MergeOperator, ParamSpec, ParamValue, whole_tensor
+from evomerge.merge.operators.spec import (
+    MergeOperator,
+    ParamSpec,
+    ParamValue,
+    whole_tensor,
+)
 
 
 def ram(taus: list[torch.Tensor], epsilon: float, r: float = 0.0,

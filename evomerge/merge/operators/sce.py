@@ -21,7 +21,12 @@ from __future__ import annotations
 
 import torch
 
-from evomerge.merge.operators.spec import MergeOperator, ParamSpec, ParamValue, whole_tensor
+from evomerge.merge.operators.spec import (
+    MergeOperator,
+    ParamSpec,
+    ParamValue,
+    whole_tensor,
+)
 from evomerge.merge.operators.task_arithmetic import INT8_MASK
 
 #: below this sum of mean squares, every model weighs the same

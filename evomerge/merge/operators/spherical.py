@@ -31,7 +31,12 @@ import math
 import torch
 
 from evomerge.errors import ConfigError
-from evomerge.merge.operators.spec import MergeOperator, ParamSpec, ParamValue, whole_tensor
+from evomerge.merge.operators.spec import (
+    MergeOperator,
+    ParamSpec,
+    ParamValue,
+    whole_tensor,
+)
 
 #: unit vectors divide by at least this norm (NuSLERP)
 NUSLERP_NORM_EPS = 1e-7
