@@ -49,8 +49,9 @@ class CampaignFolder:
         attrs = {"config_hash": self.campaign.config_hash(), "format": RUN_FORMAT,
                  "objectives": list(self.campaign.objectives.names),
                  "seed": self.campaign.config.seed, "versions": StudyRecord.versions()}
-        return StudyRecord.open(self.url, name, list(self.campaign.objectives.directions),
-                                attrs)
+        objectives = self.campaign.objectives
+        return StudyRecord.open(self.url, name, list(objectives.directions), attrs,
+                                metric_names=list(objectives.names))
 
     def trial_recipe(self, trial: TrialRecord) -> Recipe:
         """The recipe a trial evaluated: decoded again from its point, or the recipe the

@@ -4,9 +4,11 @@ A trial holds the candidate's genes as parameters (``FloatDistribution(0, 1)`` p
 name, clipped onto the box; the exact point is in the ``candidate`` attribute), is
 RUNNING while evaluated, COMPLETE with the objective values, FAIL with the error. User
 attributes: ``uid``, ``recipe_hash``, ``metrics`` (every objective the evaluation
-reported), ``merge_s``, ``eval_s``, ``worker``, ``error``, ``reused_from`` (a recipe
-evaluated before), and ``candidate`` / ``fitness`` / ``sample_scores`` as JSON text, from
-which a resumed campaign restores its records exactly. The study's own attributes hold
+reported, and each as ``metric:<name>`` to sort by), ``merge_s``, ``eval_s``, ``worker``,
+``error``, ``reused_from`` (a recipe evaluated before), and ``candidate`` / ``fitness`` as
+JSON text; the per-document scores are the system attribute ``evomerge:sample_scores``.
+From these a resumed campaign restores its records exactly. The study's metric names are
+the objectives' names. The study's own attributes hold
 the campaign's config hash and the package versions.
 
 The default storage is optuna's ``JournalFileBackend`` file ``OUT/study.journal``
@@ -27,11 +29,17 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from evomerge.errors import ConfigError
 from evomerge.optim.base import ObjectiveSpec
 from evomerge.records import Candidate, Fitness
 
 JOURNAL = "study.journal"
 REPORT_PREFIX = "report:"
+SAMPLE_SCORES = "evomerge:sample_scores"
+
+
+class NoStudyYet(ConfigError):
+    """The campaign's storage holds no study of its name (a run killed while starting)."""
 
 
 @dataclass
@@ -80,16 +88,24 @@ class StudyRecord:
 
     @classmethod
     def open(cls, url: str, name: str, directions: list[str] | None = None,
-             attrs: dict[str, Any] | None = None) -> StudyRecord:
+             attrs: dict[str, Any] | None = None,
+             metric_names: list[str] | None = None) -> StudyRecord:
         """Open the study ``name`` at ``url``; ``directions`` given: create it when missing."""
         import optuna
 
         storage = _storage(url)
         if directions is None:
-            study = optuna.load_study(study_name=name, storage=storage)
+            try:
+                study = optuna.load_study(study_name=name, storage=storage)
+            except KeyError:
+                raise NoStudyYet(None, "study", name, f"{url} holds none of that name: the "
+                                 "campaign has no study yet (it stopped before recording "
+                                 "its first candidate); run or resume it first") from None
         else:
             study = optuna.create_study(study_name=name, storage=storage,
                                         directions=list(directions), load_if_exists=True)
+            if metric_names and study.metric_names != list(metric_names):
+                study.set_metric_names(list(metric_names))  # names in optuna-dashboard
         record = cls(storage, study, name)
         for key, value in (attrs or {}).items():
             if study.user_attrs.get(key) != value:
@@ -126,12 +142,16 @@ class StudyRecord:
         trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
         attrs = {
             "metrics": dict(fitness.objectives),
+            **{f"metric:{k}": v for k, v in fitness.objectives.items()},  # sortable
             "merge_s": fitness.timings.get("merge_s"),
             "eval_s": fitness.timings.get("eval_s"),
             "worker": fitness.worker,
             "fitness": _json({**fitness.to_dict(), "sample_scores": {}}),
-            "sample_scores": _json(fitness.sample_scores),
         }
+        # per-document scores are large: a system attribute, which optuna-dashboard
+        # does not send to the browser on every refresh
+        self.storage.set_trial_system_attr(trial_id, SAMPLE_SCORES,
+                                           _json(fitness.sample_scores))
         if fitness.error:
             attrs["error"] = fitness.error
         if reused_from:
@@ -179,7 +199,7 @@ def _read_trial(trial) -> TrialRecord:
     fitness = None
     if "fitness" in attrs:
         fitness = Fitness.from_dict(json.loads(attrs["fitness"]))
-        fitness.sample_scores = json.loads(attrs.get("sample_scores", "{}"))
+        fitness.sample_scores = json.loads(trial.system_attrs.get(SAMPLE_SCORES, "{}"))
     return TrialRecord(
         number=trial.number, state=trial.state.name, candidate=candidate, fitness=fitness,
         recipe_hash=attrs.get("recipe_hash"), reused_from=attrs.get("reused_from"),

@@ -15,7 +15,7 @@ from typing import Any
 
 from evomerge.campaign.choice import best_trials
 from evomerge.campaign.folder import CampaignFolder
-from evomerge.campaign.study import TrialRecord
+from evomerge.campaign.study import NoStudyYet, TrialRecord
 from evomerge.errors import ConfigError
 from evomerge.optim.base import ObjectiveSpec
 
@@ -28,7 +28,7 @@ def read_trials(folder: CampaignFolder) -> tuple[dict[str, Any], list[TrialRecor
     study was created (killed while loading its models)."""
     try:
         record = folder.open_record()
-    except KeyError:  # optuna: no study of the campaign's name in the storage yet
+    except NoStudyYet:
         return {}, []
     return dict(record.user_attrs), record.trials()
 

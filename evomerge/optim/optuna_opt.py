@@ -104,8 +104,13 @@ class OptunaOptimizer(ReplayedOptimizer):
         except (TypeError, ValueError) as error:
             raise option_error(None, sampler_options,
                                f"optuna's {class_name} rejects them: {error}") from None
-        self.study = optuna.create_study(sampler=built,
-                                         directions=list(self.objectives.directions))
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created" each time
+        try:
+            self.study = optuna.create_study(sampler=built,
+                                             directions=list(self.objectives.directions))
+        finally:
+            optuna.logging.set_verbosity(verbosity)
         self._distributions = {
             f"x{i}": optuna.distributions.FloatDistribution(0.0, 1.0) for i in range(dim)
         }

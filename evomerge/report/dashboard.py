@@ -41,12 +41,7 @@ def serve(folder: CampaignFolder, port: int, host: str = HOST,
         from optuna_dashboard import run_server
     except ImportError:
         raise EvomergeError(INSTALL_HINT) from None
-    try:
-        record = folder.open_record()
-    except KeyError:  # optuna: the run has not created its study yet
-        raise ConfigError(None, "DIR", str(folder.out),
-                          "the campaign has no study yet (it stopped before its first "
-                          "trial); run or resume it first") from None
+    record = folder.open_record()
     name_objectives(record, list(folder.campaign.objectives.names))
     announce(f"http://{host}:{port}/")
     try:

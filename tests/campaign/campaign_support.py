@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from evomerge.records import Fitness
+
 REPO = Path(__file__).resolve().parents[2]
 SPACES = REPO / "search_spaces"
 
@@ -59,7 +61,7 @@ class ScriptedExecutor:
         self.evaluated: list[str] = []
         self.closed = False
 
-    def submit(self, uid, recipe):
+    def submit(self, uid, recipe, split="search"):
         self.queue.append((uid, recipe))
 
     @property
@@ -79,10 +81,8 @@ class ScriptedExecutor:
         self.closed = True
 
 
-def weight_sum(recipe: dict) -> "Fitness":
+def weight_sum(recipe: dict) -> Fitness:
     """A stand-in score: the sum of the recipe's model weights (deterministic, cheap)."""
-    from evomerge.records import Fitness
-
     total = sum(float(m.get("parameters", {}).get("weight", 0.0)) for m in recipe["models"])
     return Fitness.ok({"score": total}, directions={"score": "maximize"},
                       timings={"merge_s": 0.0, "eval_s": 0.0}, worker="scripted")

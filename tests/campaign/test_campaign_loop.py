@@ -41,8 +41,10 @@ def test_a_local_run_records_every_evaluation_as_a_trial(campaign_file, tmp_path
         assert t.values == [attrs["metrics"]["score"]]
         assert attrs["merge_s"] > 0 and attrs["eval_s"] > 0 and attrs["worker"]
         assert len(attrs["recipe_hash"]) == 16
-        docs = json.loads(attrs["sample_scores"])["zoo_foreign_add_mc_search"]
-        assert len(docs) == 4  # limit: 4 documents
+        assert attrs["metric:score"] == attrs["metrics"]["score"]
+        samples = json.loads(t.system_attrs["evomerge:sample_scores"])
+        assert len(samples["zoo_foreign_add_mc_search"]) == 4  # limit: 4 documents
+        assert "sample_scores" not in attrs
         x = json.loads(attrs["candidate"])["x"]
         assert list(t.params.values()) == [min(max(v, 0.0), 1.0) for v in x]
     best = max(trials, key=lambda t: t.values[0])
