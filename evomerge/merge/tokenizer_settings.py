@@ -10,10 +10,10 @@
   of a model by ``token`` or ``token_id``, or zeros) and ``force`` uses that source even
   for models that have the token; ``pad_to_multiple_of`` rounds the vocabulary up.
 
-``chat_template`` is a Jinja template, written into the merged tokenizer, or ``auto``:
-the template most of the models' tokenizers carry. mergekit also knows a few templates
-by name (``chatml``, ``llama3``, ...); those names are refused here with the rule, as
-their text is not shipped: give the template itself.
+``chat_template`` is a Jinja template, written into the merged tokenizer; ``auto``, the
+template most of the models' tokenizers carry; or ``chatml``, the ChatML format. mergekit
+knows a few more names (``llama3``, ``mistral``, ``alpaca``, ``exaone``); those are
+refused with the rule: give the template itself.
 
 >>> TokenizerSettings.model_validate({"source": "union", "pad_to_multiple_of": 8,
 ...     "tokens": {"<|im_end|>": {"source": {"kind": "zero"}, "force": True}}}).source
@@ -65,10 +65,21 @@ class TokenizerSettings(_Strict):
     pad_to_multiple_of: int | None = Field(default=None, ge=1)
 
 
+#: chat templates known by name: ChatML, each message as
+#: ``<|im_start|>{role}\n{content}<|im_end|>\n``, the generation prompt opening an
+#: assistant message
+NAMED_CHAT_TEMPLATES = {
+    "chatml": ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' "
+               "+ message['content'] + '<|im_end|>\n' }}{% endfor %}"
+               "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"),
+}
+
+
 def check_chat_template(text: str) -> None:
-    """Refuse a template name (short, one line, no Jinja): only ``auto`` and templates
-    themselves are understood."""
-    if text != "auto" and len(text) < 256 and "\n" not in text and "{" not in text:
+    """Refuse a template name this module does not know (a short line without Jinja)."""
+    if text == "auto" or text in NAMED_CHAT_TEMPLATES:
+        return
+    if len(text) < 256 and "\n" not in text and "{" not in text:
         raise ConfigError(None, "chat_template", text,
-                          "must be a Jinja chat template or 'auto'; templates by name "
-                          "(chatml, llama3, ...) are not built in: give the template text")
+                          "must be a Jinja chat template, 'auto' or one of the names "
+                          f"{sorted(NAMED_CHAT_TEMPLATES)}; give other templates as text")

@@ -33,6 +33,7 @@ from evomerge.checkpoint.architecture import is_output_head, is_token_embedding
 from evomerge.errors import CheckpointError, ConfigError
 from evomerge.merge.recipe import Recipe
 from evomerge.merge.tokenizer_settings import (
+    NAMED_CHAT_TEMPLATES,
     ModelToken,
     TokenEmbedding,
     TokenizerSettings,
@@ -160,6 +161,8 @@ class Vocabulary:
 def chosen_chat_template(recipe: Recipe) -> str | None:
     """The recipe's chat template; for ``auto`` the one most of the models' tokenizers
     carry (stripped; the first of equally common ones), None when none has one."""
+    if recipe.chat_template in NAMED_CHAT_TEMPLATES:
+        return NAMED_CHAT_TEMPLATES[recipe.chat_template]
     if recipe.chat_template != "auto":
         return recipe.chat_template
     found = []

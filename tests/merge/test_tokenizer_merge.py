@@ -130,6 +130,24 @@ def test_chat_template_is_written(vocab_models, tmp_path):
     assert text == "<<hi>>"
 
 
+def test_chatml_by_name_renders_as_mergekits(vocab_models, tmp_path):
+    config = {"merge_method": "linear", "tokenizer_source": "base", "chat_template": "chatml",
+              "models": [{"model": vocab_models["base"], "parameters": {"weight": 0.5}},
+                         {"model": vocab_models["plain"], "parameters": {"weight": 0.5}}]}
+    _mergekit(config, tmp_path / "mk")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(config))
+    assert main(["merge", str(recipe), str(tmp_path / "evo"), "--quiet"]) == 0
+    ours, theirs = _tokenizer(tmp_path / "evo"), _tokenizer(tmp_path / "mk")
+    chat = [{"role": "system", "content": " be brief "}, {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "yo"}, {"role": "user", "content": "and?"}]
+    for prompt in (False, True):
+        for turns in (chat[:1], chat[:3], chat):
+            assert ours.apply_chat_template(turns, tokenize=False,
+                                            add_generation_prompt=prompt) == \
+                theirs.apply_chat_template(turns, tokenize=False, add_generation_prompt=prompt)
+
+
 def test_auto_chat_template_takes_the_models_own(vocab_models, tmp_path):
     config = {"merge_method": "linear", "chat_template": "auto",
               "models": [{"model": vocab_models["base"], "parameters": {"weight": 0.5}},
@@ -142,7 +160,7 @@ def test_auto_chat_template_takes_the_models_own(vocab_models, tmp_path):
 
 
 @pytest.mark.parametrize(("extra", "field", "rule"), [
-    ({"chat_template": "chatml"}, "chat_template", "templates by name"),
+    ({"chat_template": "llama3"}, "chat_template", "one of the names ['chatml']"),
     ({"tokenizer_source": "base", "tokenizer": {"source": "base"}}, None,
      "either 'tokenizer_source' or a 'tokenizer' block"),
     ({"tokenizer": {"source": "union", "pad_to_multiple_of": 0}}, "tokenizer.pad_to_multiple_of",
