@@ -102,10 +102,22 @@ def open_sources(recipe: Recipe, allow_pickle: bool = False) -> dict[str, Checkp
     """Open every model the recipe reads; missing or unsafe folders fail here."""
     readers = {m: CheckpointReader(m, allow_pickle=allow_pickle) for m in recipe.source_models()}
     if not recipe.slices:  # slices may combine differently shaped models on purpose
-        # with a tokenizer setting, vocabulary matrices are aligned before merging
-        vocab = is_vocabulary_tensor if tokenizer_settings(recipe) else None
-        check_compatible(list(readers.values()), ignore=vocab)
+        check_compatible(list(readers.values()), ignore=is_vocabulary_tensor)
+    if not tokenizer_settings(recipe):  # else vocabulary matrices are aligned first
+        _check_same_vocabulary(readers)
     return readers
+
+
+def _check_same_vocabulary(readers: Mapping[str, CheckpointReader]) -> None:
+    sizes = {}
+    for model, reader in readers.items():
+        names = [n for n in reader.tensor_names() if is_vocabulary_tensor(n)]
+        sizes[model] = {reader.shape(n)[0] for n in names}
+    if len({frozenset(s) for s in sizes.values()}) > 1:
+        rows = ", ".join(f"{Path(m).name}: {sorted(s)}" for m, s in sizes.items())
+        raise CheckpointError(f"the models' vocabularies differ (vocabulary rows {rows}): "
+                              "set 'tokenizer_source' (base, union or a model folder) so "
+                              "their embedding rows are aligned before merging")
 
 
 def output_dtype(recipe: Recipe, override: str | None, reader: CheckpointReader,

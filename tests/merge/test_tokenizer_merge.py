@@ -159,6 +159,20 @@ def test_auto_chat_template_takes_the_models_own(vocab_models, tmp_path):
     assert _tokenizer(tmp_path / "evo").chat_template is None
 
 
+def test_different_vocabularies_without_a_tokenizer_setting_say_what_to_set(
+        vocab_models, tmp_path, capsys):
+    """mergekit refuses these too; the message names the setting that aligns them."""
+    config = {"merge_method": "linear", "base_model": vocab_models["base"],
+              "models": [{"model": vocab_models["base"], "parameters": {"weight": 1.0}},
+                         {"model": vocab_models["chatml"], "parameters": {"weight": 1.0}}]}
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(config))
+    assert main(["merge", str(recipe), str(tmp_path / "evo"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "base: [92], chatml: [94]" in err
+    assert "set 'tokenizer_source'" in err
+
+
 @pytest.mark.parametrize(("extra", "field", "rule"), [
     ({"chat_template": "llama3"}, "chat_template", "one of the names ['chatml']"),
     ({"tokenizer_source": "base", "tokenizer": {"source": "base"}}, None,
