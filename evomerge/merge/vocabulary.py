@@ -58,14 +58,15 @@ def tokenizer_settings(recipe: Recipe) -> TokenizerSettings | None:
     return None
 
 
-def _load_tokenizer(path: str, field_name: str):
+def _load_tokenizer(path: str, field_name: str, file: object = None):
     from transformers import AutoTokenizer
 
     try:
         return AutoTokenizer.from_pretrained(path)
     except Exception as exc:  # any failure to read a folder's tokenizer is the input's
-        raise ConfigError(None, field_name, path,
-                          f"no tokenizer could be loaded from this folder ({exc})") from None
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__  # one line
+        raise ConfigError(file, field_name, path,
+                          f"no tokenizer could be loaded from this folder ({reason})") from None
 
 
 def _rows(config: Mapping) -> int | None:
@@ -135,22 +136,12 @@ class Vocabulary:
             elif isinstance(source, ZeroEmbedding):
                 shared[token] = torch.zeros(width, dtype=dtype)
             elif isinstance(source, ModelToken):
-                shared[token] = stored[source.model][self._token_row(source)]
+                row = source.token_id if source.token is None \
+                    else self.original[source.model][source.token]
+                shared[token] = stored[source.model][row]
             else:
-                if self.rows[source][i] < 0:
-                    raise ConfigError(None, f"tokenizer.tokens[{token!r}].source", source,
-                                      "this model has no such token")
                 shared[token] = stored[source][self.rows[source][i]]
         return shared
-
-    def _token_row(self, source: ModelToken) -> int:
-        if source.token_id is not None:
-            return source.token_id
-        vocab = self.original[source.model]
-        if source.token not in vocab:
-            raise ConfigError(None, "tokenizer.tokens.source.token", source.token,
-                              f"model {source.model!r} has no such token")
-        return vocab[source.token]
 
     def save(self, folder: Path, chat_template: str | None) -> None:
         if chat_template is not None:
@@ -210,7 +201,7 @@ def build_vocabulary(recipe: Recipe, configs: Mapping[str, Mapping],
         return None
     models = recipe.source_models()
     base = recipe.base_model or models[0]
-    tokenizers = {m: _load_tokenizer(m, "models") for m in models}
+    tokenizers = {m: _load_tokenizer(m, "models", file) for m in models}
     sizes = {m: _rows(configs[m]) or len(tokenizers[m].get_vocab()) for m in models}
     vocabs = {m: {t: i for t, i in tok.get_vocab().items() if i < sizes[m]}
               for m, tok in tokenizers.items()}
@@ -220,17 +211,13 @@ def build_vocabulary(recipe: Recipe, configs: Mapping[str, Mapping],
         out = _union(tokenizers[base], tokenizers, sizes)
     else:
         field_name = "tokenizer.source" if recipe.tokenizer else "tokenizer_source"
-        out = _load_tokenizer(settings.source, field_name)
+        out = _load_tokenizer(settings.source, field_name, file)
     vocab = out.get_vocab()
     tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
     if [vocab[t] for t in tokens] != list(range(len(tokens))):
         raise CheckpointError(f"the output tokenizer's ids are not 0..{len(tokens) - 1}")
     for token, setting in (settings.tokens or {}).items():
-        source = setting.source
-        named = source.model if isinstance(source, ModelToken) else source
-        if isinstance(named, str) and named not in models:
-            raise ConfigError(file, f"tokenizer.tokens[{token!r}].source", named,
-                              f"not one of the merged models {models}")
+        _check_token_source(token, setting.source, models, vocabs, sizes, file)
         if token not in vocab:
             out.add_tokens(token)
             vocab = out.get_vocab()
@@ -241,6 +228,25 @@ def build_vocabulary(recipe: Recipe, configs: Mapping[str, Mapping],
         size += multiple - size % multiple
     rows = {m: [vocabs[m].get(t, -1) for t in tokens] for m in models}
     return Vocabulary(out, size, rows, tokens, dict(settings.tokens or {}), base, vocabs)
+
+
+def _check_token_source(token: str, source: object, models: list[str],
+                        vocabs: Mapping[str, Mapping[str, int]], sizes: Mapping[str, int],
+                        file: object) -> None:
+    """The rule a token's embedding source must meet, checked before any tensor is read."""
+    field_name = f"tokenizer.tokens[{token!r}].source"
+    named = source.model if isinstance(source, ModelToken) else source
+    if isinstance(named, str) and named not in models:
+        raise ConfigError(file, field_name, named, f"not one of the merged models {models}")
+    if isinstance(source, str) and token not in vocabs[source]:
+        raise ConfigError(file, field_name, source, f"this model has no token {token!r}")
+    if isinstance(source, ModelToken):
+        if source.token is not None and source.token not in vocabs[source.model]:
+            raise ConfigError(file, f"{field_name}.token", source.token,
+                              f"model {source.model!r} has no such token")
+        if source.token_id is not None and source.token_id >= sizes[source.model]:
+            raise ConfigError(file, f"{field_name}.token_id", source.token_id,
+                              f"model {source.model!r} has {sizes[source.model]} rows")
 
 
 def tokenizer_folder(recipe: Recipe, vocabulary: Vocabulary | None, template: Path,

@@ -181,9 +181,20 @@ def test_different_vocabularies_without_a_tokenizer_setting_say_what_to_set(
      "either 'tokenizer_source' or a 'tokenizer' block"),
     ({"tokenizer": {"source": "union", "pad_to_multiple_of": 0}}, "tokenizer.pad_to_multiple_of",
      "greater than or equal to 1"),
+    ({"tokenizer": {"tokens": {"z": {"source": {"kind": "model_token", "model": "BASE",
+                                                "token_id": 5000}}}}},
+     "tokenizer.tokens['z'].source.token_id", "has 92 rows"),
+    ({"tokenizer": {"tokens": {"z": {"source": {"kind": "model_token", "model": "BASE",
+                                                "token": "nope"}}}}},
+     "tokenizer.tokens['z'].source.token", "has no such token"),
+    ({"tokenizer_source": "EMPTY"}, "tokenizer_source", "no tokenizer could be loaded"),
 ])
 def test_bad_tokenizer_settings_are_one_message(vocab_models, tmp_path, capsys, extra, field,
                                                 rule):
+    (tmp_path / "empty").mkdir()
+    named = {"BASE": vocab_models["base"], "EMPTY": str(tmp_path / "empty")}
+    extra = yaml.safe_load(yaml.safe_dump(extra).replace("BASE", named["BASE"])
+                           .replace("EMPTY", named["EMPTY"]))
     config = {"merge_method": "linear",
               "models": [{"model": vocab_models["base"], "parameters": {"weight": 1.0}}],
               **extra}
