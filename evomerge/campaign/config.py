@@ -33,7 +33,7 @@ c.yaml: field 'budget.evaluations' = 0: Input should be greater than 0
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,6 +47,7 @@ from pydantic import (
     model_validator,
 )
 
+from evomerge.checkpoint.reader import CheckpointReader
 from evomerge.config_io import read_yaml, validate_config
 from evomerge.errors import ConfigError
 from evomerge.evaluate import (
@@ -57,17 +58,21 @@ from evomerge.evaluate import (
 )
 from evomerge.evaluate.base import settings_hash
 from evomerge.execute.base import EXECUTORS
+from evomerge.merge.recipe import load_recipe_dict
 from evomerge.optim.base import ObjectiveSpec
 from evomerge.optim.registry import build_optimizer
 from evomerge.records import Candidate
 from evomerge.space import BoundSpace, load_space
-from evomerge.space.files import self_contained, space_from_dict
 from evomerge.space.bound import Decoded
+from evomerge.space.files import self_contained, space_from_dict
+from evomerge.space.forms import CoefficientForm
 
 CAMPAIGN_FORMAT = "evomerge/campaign-v1"
 #: the optimizer of a campaign file that names none: CMA-ES, as the evolutionary model
 #: merge paper ran it (x0 = 0.5, sigma0 = 1/6 on the unit box)
 DEFAULT_OPTIMIZER = "cma"
+#: the optimizer whose members are M2N2 coefficient matrices, not points
+M2N2 = "m2n2"
 
 
 class _Strict(BaseModel):
@@ -155,6 +160,7 @@ class Campaign:
     space: BoundSpace
     evaluation: EvaluationConfig
     objectives: ObjectiveSpec
+    _form: CoefficientForm | None = field(default=None, repr=False)
 
     @property
     def base(self) -> str | None:
@@ -179,17 +185,39 @@ class Campaign:
     def has_report_tasks(self) -> bool:
         return self.evaluation.lm_eval is not None and bool(self.evaluation.lm_eval.report_tasks)
 
+    @property
+    def form(self) -> CoefficientForm | None:
+        """M2N2's coefficient form over the space, when the optimizer is M2N2."""
+        if self.config.optimizer.name != M2N2:
+            return None
+        if self._form is None:
+            self._form = CoefficientForm(self.space)
+        return self._form
+
     def decode(self, candidate: Candidate) -> Decoded:
-        """The recipe of an optimizer's candidate, from its point."""
+        """The recipe of an optimizer's candidate: from its point, or from the
+        coefficient matrix an M2N2 candidate carries instead."""
+        if candidate.x is None and self.form is not None:
+            return Decoded(load_recipe_dict(self.form.decode_candidate(candidate).recipe,
+                                            self.file), ())
         if candidate.x is None:
             raise ConfigError(self.file, "optimizer", self.config.optimizer.name,
                               f"candidate {candidate.uid} carries no point to decode")
         return self.space.decode(candidate.x)
 
-    def build_optimizer(self):
+    def build_optimizer(self, for_run: bool = False):
+        """The campaign's optimizer; ``for_run``: also given what only the models can
+        tell (M2N2's basis Gram matrices, read tensor by tensor)."""
         opt = self.config.optimizer
-        return build_optimizer(opt.name, self.space.dim, self.objectives, self.config.seed,
-                               **opt.options)
+        options = dict(opt.options)
+        if self.form is not None:
+            for key, value in self.form.optimizer_options().items():
+                options.setdefault(key, value)
+        optimizer = build_optimizer(opt.name, self.space.dim, self.objectives,
+                                    self.config.seed, **options)
+        if for_run and self.form is not None and "gram" not in opt.options:
+            optimizer.set_gram(_basis_gram(self.form))
+        return optimizer
 
 
 def load_campaign(path: Path | str, overrides: dict[str, Any] | None = None) -> Campaign:
@@ -230,10 +258,25 @@ def campaign_from_dict(data: dict[str, Any], file: Path | None = None) -> Campai
     objectives = _objectives(evaluator.objectives(), config.objectives, file)
     campaign = Campaign(config, file, bound, evaluation, objectives)
     try:
+        if config.optimizer.name == M2N2:  # members are coefficient matrices of the space
+            campaign.form  # noqa: B018 - builds the form, or says why the space has none
         campaign.build_optimizer()
     except ConfigError as exc:
         raise ConfigError(file, exc.field, exc.value, exc.rule) from None
     return campaign
+
+
+def _basis_gram(form: CoefficientForm) -> Any:
+    """The form's Gram matrices from its models' folders, one tensor at a time."""
+    import torch
+
+    readers: dict[str, CheckpointReader] = {}
+    try:
+        return form.gram(lambda model, name: readers.setdefault(
+            model, CheckpointReader(model)).get(name, dtype=torch.float32))
+    finally:
+        for reader in readers.values():
+            reader.close()
 
 
 def _objectives(available: dict[str, str], chosen: list[str] | None,

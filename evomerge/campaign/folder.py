@@ -58,7 +58,7 @@ class CampaignFolder:
         trial recorded where the optimizer proposed one without a point (M2N2)."""
         if trial.candidate.recipe is not None:
             return load_recipe_dict(trial.candidate.recipe, self.out / CAMPAIGN_FILE)
-        return self.campaign.space.decode(trial.candidate.x).recipe
+        return self.campaign.decode(trial.candidate).recipe
 
     def save_optimizer(self, state: dict[str, Any],
                        asked: Candidate | None = None) -> None:

@@ -151,7 +151,7 @@ class CampaignLoop:
     # -- restoring -------------------------------------------------------------------
 
     def _optimizer(self, record: StudyRecord, resume: bool) -> Optimizer:
-        optimizer = self.campaign.build_optimizer()
+        optimizer = self.campaign.build_optimizer(for_run=True)
         state, self._asked = self.folder.load_optimizer() if resume else (None, None)
         if state is not None:
             optimizer.load_state_dict(state)

@@ -15,6 +15,7 @@ MAP needs no form of its own: its coefficients c in [0, 1]^T are the points of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -23,6 +24,7 @@ import numpy as np
 from evomerge.errors import ConfigError
 from evomerge.merge.plan import plan_merge
 from evomerge.merge.recipe import Recipe
+from evomerge.optim.m2n2_crossover import group_gram
 from evomerge.optim.m2n2_forms import COEFFICIENTS_KEY, GROUPS_KEY
 from evomerge.records import Candidate
 from evomerge.space.bound import BoundSpace
@@ -90,21 +92,37 @@ class CoefficientForm:
         recipe = self.recipe(candidate.params[COEFFICIENTS_KEY])
         return replace(candidate, recipe=recipe.to_dict())
 
+    def tensor_groups(self) -> dict[str, int]:
+        """Output tensor name -> the group its coefficients come from, by the engine's
+        own reading of the recipe (a probe whose every weight says its group)."""
+        groups, n_basis = self.shape
+        probe = self.recipe(np.repeat(np.arange(groups, dtype=np.float64)[:, None],
+                                      n_basis, axis=1))
+        names = list(self.bound.facts.tensor_names)
+        return {task.inputs[0][1]: int(task.params["weight"][0])
+                for task in plan_merge(probe, lambda model: names)}
+
     def group_sizes(self) -> list[int]:
-        """Parameters per group, from the models' tensor sizes and the engine's own
-        reading of the recipe (which group each tensor's coefficients come from)."""
+        """Parameters per group, from the models' tensor sizes."""
         numel = self.bound.facts.numel
         if numel is None:
             raise ConfigError(None, "facts", None, "group sizes need the tensors' sizes; "
                               "bind to model folders or give ModelFacts.numel")
-        groups, n_basis = self.shape
-        probe = self.recipe(np.repeat(np.arange(groups, dtype=np.float64)[:, None],
-                                      n_basis, axis=1))  # every weight says its group
-        sizes = [0] * groups
-        names = list(self.bound.facts.tensor_names)
-        for task in plan_merge(probe, lambda model: names):
-            sizes[int(task.params["weight"][0])] += numel[task.inputs[0][1]]
+        sizes = [0] * self.shape[0]
+        for name, group in self.tensor_groups().items():
+            sizes[group] += numel[name]
         return sizes
+
+    def gram(self, read: Callable[[str, str], Any]) -> np.ndarray:
+        """Per group, the inner products of the basis models' weights (G, K+1, K+1), the
+        geometry M2N2's coefficient SLERP needs; ``read(model, tensor)`` gives a tensor
+        (read one at a time: the driver never holds a whole model)."""
+        groups, n_basis = self.shape
+        gram = np.zeros((groups, n_basis, n_basis))
+        for name, group in self.tensor_groups().items():
+            tensors = [read(model, name) for model in self.bound.inputs]
+            gram[group] += group_gram([tensors])[0]
+        return gram
 
     def optimizer_options(self) -> dict[str, Any]:
         """What M2N2 needs to breed these members: group names and sizes."""
