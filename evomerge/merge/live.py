@@ -126,10 +126,18 @@ class LiveMerger:
         if recipe.base_model is not None and _key(recipe.base_model) != self.base:
             raise ConfigError(None, "base_model", recipe.base_model,
                               f"the resident task vectors are relative to {self.base!r}")
-        if self.task_vectors_only and OPERATORS.get(recipe.merge_method).kind != "delta":
+        op = OPERATORS.get(recipe.merge_method)
+        # a method with an optional base (NuSLERP, Multi-SLERP) merges raw weights without one
+        raw = op.kind != "delta" or (recipe.base_model is None and not op.needs_base)
+        if self.task_vectors_only and raw:
             raise ConfigError(None, "merge_method", recipe.merge_method,
                               "this merger holds task vectors only (task_vectors_only=True); "
                               "methods that read raw weights need them resident")
+        for field in ("tokenizer_source", "tokenizer", "chat_template"):
+            if getattr(recipe, field) is not None:
+                raise ConfigError(None, field, getattr(recipe, field),
+                                  "in-memory builds keep the sources' vocabulary; "
+                                  "tokenizer settings apply to disk merges only")
         return plan_merge(recipe, lambda m: self.names)
 
     def build(self, recipe: Recipe, model: torch.nn.Module) -> float:

@@ -205,3 +205,17 @@ def test_bad_tokenizer_settings_are_one_message(vocab_models, tmp_path, capsys, 
     assert "\n" not in err and rule in err and str(recipe) in err
     if field:
         assert field in err
+
+
+def test_in_memory_builds_refuse_tokenizer_settings(tiny_models):
+    from evomerge.errors import ConfigError
+    from evomerge.merge.live import LiveMerger
+    from evomerge.merge.recipe import Recipe
+
+    base, a = str(tiny_models["base"]), str(tiny_models["a"])
+    recipe = Recipe.model_validate({
+        "merge_method": "task_arithmetic", "base_model": base, "tokenizer_source": "union",
+        "models": [{"model": a, "parameters": {"weight": 1.0}}]})
+    with LiveMerger([a], base=base) as merger, \
+            pytest.raises(ConfigError, match="tokenizer settings apply to disk merges only"):
+        merger.plan(recipe)
