@@ -69,6 +69,9 @@ def spec_of(space: Space, param: str, field: str) -> ParamSpec:
 def gene_bounds(entry: GeneEntry, spec: ParamSpec, field: str) -> tuple[float, float] | None:
     """The entry's (low, high): its own, else the spec's range; None for identity genes
     and flags."""
+    if spec.integer:  # a gene's values are continuous
+        raise ConfigError(None, field, spec.name,
+                          f"{spec.name!r} takes whole numbers only; set it under 'fixed'")
     if spec.is_flag or entry.transform == "identity":
         if entry.bounds is not None:
             what = "a flag (a choice of true or false)" if spec.is_flag else \

@@ -114,3 +114,13 @@ def test_karcher_iterations_must_be_whole_numbers(value):
 
     with pytest.raises(ConfigError, match="max_iter"):
         OPERATORS.get("karcher").resolve_params({"max_iter": value}, 2)
+
+
+def test_karcher_iterations_are_no_gene():
+    from evomerge.errors import ConfigError
+    from evomerge.space import Space
+
+    space = {"merge_method": "karcher", "models": {"sources": {"min": 2}},
+             "genes": [{"param": "max_iter", "bounds": [1, 20]}]}
+    with pytest.raises(ConfigError, match="takes whole numbers only; set it under 'fixed'"):
+        Space.from_dict(space)
