@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_mergekit_oracle import _load_dir, _mergekit
+from test_mergekit_oracle import _evomerge, _mergekit
 
 from evomerge.cli import main
 from evomerge.testing.random_models import save_perturbed, save_random_llama
@@ -88,10 +88,7 @@ def _tokenizer(path: Path):
 def test_tokenizer_settings_give_mergekits_model(case, vocab_models, tmp_path):
     config = _configs(vocab_models)[case]
     want = _mergekit(config, tmp_path / "mk")
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump(config))
-    assert main(["merge", str(recipe), str(tmp_path / "evo"), "--quiet"]) == 0
-    got = _load_dir(tmp_path / "evo")
+    got = _evomerge(config, tmp_path)
     ours, theirs = _tokenizer(tmp_path / "evo").get_vocab(), _tokenizer(tmp_path / "mk").get_vocab()
     assert sorted(ours) == sorted(theirs)
     config_ours = json.loads((tmp_path / "evo" / "config.json").read_text())
@@ -111,9 +108,7 @@ def test_tokenizer_settings_give_mergekits_model(case, vocab_models, tmp_path):
 
 
 def test_union_orders_new_tokens_by_model_then_id(vocab_models, tmp_path):
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump(_configs(vocab_models)["union"]))
-    assert main(["merge", str(recipe), str(tmp_path / "evo"), "--quiet"]) == 0
+    _evomerge(_configs(vocab_models)["union"], tmp_path)
     vocab = _tokenizer(tmp_path / "evo").get_vocab()
     assert [vocab[t] for t in ("<|im_start|>", "<|im_end|>", "<x1>", "<x2>")] == \
         [92, 93, 94, 95]
@@ -124,9 +119,7 @@ def test_chat_template_is_written(vocab_models, tmp_path):
     config = {"merge_method": "linear", "chat_template": template,
               "models": [{"model": vocab_models["base"], "parameters": {"weight": 0.5}},
                          {"model": vocab_models["plain"], "parameters": {"weight": 0.5}}]}
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump(config))
-    assert main(["merge", str(recipe), str(tmp_path / "evo"), "--quiet"]) == 0
+    _evomerge(config, tmp_path)
     tok = _tokenizer(tmp_path / "evo")
     text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
     assert text == "<<hi>>"
@@ -137,9 +130,7 @@ def test_chatml_by_name_renders_as_mergekits(vocab_models, tmp_path):
               "models": [{"model": vocab_models["base"], "parameters": {"weight": 0.5}},
                          {"model": vocab_models["plain"], "parameters": {"weight": 0.5}}]}
     _mergekit(config, tmp_path / "mk")
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump(config))
-    assert main(["merge", str(recipe), str(tmp_path / "evo"), "--quiet"]) == 0
+    _evomerge(config, tmp_path)
     ours, theirs = _tokenizer(tmp_path / "evo"), _tokenizer(tmp_path / "mk")
     chat = [{"role": "system", "content": " be brief "}, {"role": "user", "content": "hi"},
             {"role": "assistant", "content": "yo"}, {"role": "user", "content": "and?"}]
@@ -154,9 +145,7 @@ def test_auto_chat_template_takes_the_models_own(vocab_models, tmp_path):
     config = {"merge_method": "linear", "chat_template": "auto",
               "models": [{"model": vocab_models["base"], "parameters": {"weight": 0.5}},
                          {"model": vocab_models["plain"], "parameters": {"weight": 0.5}}]}
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump(config))
-    assert main(["merge", str(recipe), str(tmp_path / "evo"), "--quiet"]) == 0
+    _evomerge(config, tmp_path)
     # neither model has a template: none is invented
     assert _tokenizer(tmp_path / "evo").chat_template is None
 
