@@ -20,7 +20,7 @@ folders, the space bound to the models, the evaluation section against lm-eval's
 index (a report task on the data of a search task is refused there), and the optimizer's
 options with the optimizer's own checks.
 
->>> from evomerge.errors import ConfigError
+>>> from evomerge.errors import CheckpointError, ConfigError
 >>> try:
 ...     CampaignConfig.from_dict({"format": "evomerge/campaign-v1", "name": "x",
 ...         "models": {"sources": ["a"]}, "space": {}, "optimizer": {"name": "cma"},
@@ -49,7 +49,7 @@ from pydantic import (
 
 from evomerge.checkpoint.reader import CheckpointReader
 from evomerge.config_io import read_yaml, validate_config
-from evomerge.errors import ConfigError
+from evomerge.errors import CheckpointError, ConfigError
 from evomerge.evaluate import (
     EvaluationConfig,
     build_search_evaluator,
@@ -247,7 +247,15 @@ def campaign_from_dict(data: dict[str, Any], file: Path | None = None) -> Campai
     else:
         space = space_from_dict(config.space, file)
         space_file = file
-    bound = space.bind(config.models.base, config.models.sources, file=space_file)
+    try:
+        bound = space.bind(config.models.base, config.models.sources, file=space_file)
+    except ConfigError as exc:  # the campaign's models against the space: name both files
+        where = "" if exc.file in (None, file) else f" (space {exc.file})"
+        raise ConfigError(file, "models" if exc.field in ("base", "models", "sources")
+                          else f"space.{exc.field}", exc.value, exc.rule + where) from None
+    except CheckpointError as exc:  # folders whose tensors do not line up
+        raise ConfigError(file, "models", [config.models.base, *config.models.sources],
+                          str(exc)) from None
 
     evaluation = load_evaluation_config(config.evaluation, file or "<config>")
     evaluation = _absolute_paths(evaluation)

@@ -105,6 +105,8 @@ class CampaignLoop:
             self._score_report()
         except KeyboardInterrupt:
             self.status.stopped = "interrupted"
+            for flight in self._inflight.values():
+                record.mark_interrupted(flight.number)
         finally:
             if self.close_executor:
                 self.executor.close()

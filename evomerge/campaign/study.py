@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -105,7 +106,9 @@ class StudyRecord:
             study = optuna.create_study(study_name=name, storage=storage,
                                         directions=list(directions), load_if_exists=True)
             if metric_names and study.metric_names != list(metric_names):
-                study.set_metric_names(list(metric_names))  # names in optuna-dashboard
+                with warnings.catch_warnings():  # experimental in optuna, stable in use
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.set_metric_names(list(metric_names))  # names in optuna-dashboard
         record = cls(storage, study, name)
         for key, value in (attrs or {}).items():
             if study.user_attrs.get(key) != value:
@@ -164,6 +167,12 @@ class StudyRecord:
         else:
             state = TrialState.PRUNED if fitness.status == "pruned" else TrialState.FAIL
             self.study.tell(number, state=state)
+
+    def mark_interrupted(self, number: int) -> None:
+        """A RUNNING trial whose evaluation a stop cut short (it stays RUNNING: a resume
+        evaluates it again under its number)."""
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+        self.storage.set_trial_user_attr(trial_id, "interrupted", True)
 
     def set_report(self, uid: str, fitness: Fitness) -> None:
         """Record a candidate's scores on the report tasks."""

@@ -84,3 +84,21 @@ def test_overrides_replace_fields_and_are_checked_too(campaign_file):
     assert load_campaign(campaign_file, {"budget.evaluations": 2}).config.budget.evaluations == 2
     with pytest.raises(EvomergeError, match="budget.evaluations"):
         load_campaign(campaign_file, {"budget.evaluations": -2})
+
+
+def test_a_method_that_needs_a_base_without_one_is_refused(tiny_zoo, tmp_path):
+    path = write_campaign(tmp_path / "c.yaml", tiny_zoo, models__base=DELETE)
+    with pytest.raises(ConfigError, match="base") as err:
+        load_campaign(path)
+    assert err.value.file == path
+
+
+def test_models_that_cannot_be_merged_are_refused(tiny_zoo, tmp_path):
+    from evomerge.testing.random_models import save_random_llama
+
+    wider = save_random_llama(tmp_path / "wider", hidden_size=64, intermediate_size=96)
+    path = write_campaign(tmp_path / "c.yaml", tiny_zoo,
+                          models__sources=[str(tiny_zoo.experts["add"]), str(wider)])
+    with pytest.raises(ConfigError) as err:
+        load_campaign(path)
+    assert err.value.file == path and "shape" in str(err.value)

@@ -4,6 +4,7 @@ survived, recipes evaluated once, Ctrl-C leaves a record a resume completes."""
 from __future__ import annotations
 
 import json
+import time
 import math
 
 import optuna
@@ -104,6 +105,7 @@ def test_ctrl_c_leaves_running_trials_that_resume_evaluates_once(campaign_file, 
     assert status.stopped == "interrupted" and first.closed
     states = [t.state.name for t in _trials(out)]
     assert states == ["COMPLETE"] * 3 + ["RUNNING"]
+    assert [t.user_attrs.get("interrupted") for t in _trials(out)] == [None] * 3 + [True]
     interrupted = _trials(out)[3].user_attrs["uid"]
 
     second = ScriptedExecutor(weight_sum)
@@ -122,3 +124,22 @@ def test_ctrl_c_leaves_running_trials_that_resume_evaluates_once(campaign_file, 
 def _recipe(folder, trial):
     x = json.loads(trial.user_attrs["candidate"])["x"]
     return folder.campaign.space.decode(x).recipe.to_dict()
+
+
+def test_an_hours_budget_stops_the_search_and_counts_earlier_runs(tiny_zoo, tmp_path):
+    from campaign_support import write_campaign
+
+    def slow_sum(recipe):
+        time.sleep(0.25)
+        return weight_sum(recipe)
+
+    path = write_campaign(tmp_path / "c.yaml", tiny_zoo, budget={"hours": 1.0 / 3600})
+    out = tmp_path / "out"
+    status = CampaignLoop(new_folder(out, load_campaign(path), None),
+                          ScriptedExecutor(slow_sum)).run()
+    # one second: the candidate in flight when the second is up still finishes
+    assert status.stopped == "hours" and 2 <= status.evaluations <= 6
+    assert status.elapsed_s >= 1.0
+    again = ScriptedExecutor(slow_sum)
+    status = CampaignLoop(open_folder(out), again).run(resume=True)
+    assert status.stopped == "hours" and again.evaluated == []  # its hour was spent
