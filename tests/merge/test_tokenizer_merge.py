@@ -41,15 +41,21 @@ def _with_added_tokens(src: Path, out: Path, tokens: list[str], seed: int) -> Pa
 
 @pytest.fixture(scope="module")
 def vocab_models(tmp_path_factory) -> dict[str, str]:
-    """A base (92 tokens), a ChatML fine-tune (94), one with other tokens (95), and a
-    fine-tune with the base's vocabulary."""
+    """A base (92 tokens), a ChatML fine-tune (94), one with other tokens (95), a
+    fine-tune with the base's vocabulary, and one whose tokenizer has 2 tokens more than
+    its 92 rows."""
     root = tmp_path_factory.mktemp("vocab")
     base = save_random_llama(root / "base", seed=0, hidden_size=32, num_layers=2)
     chatml = _with_added_tokens(base, root / "chatml", ["<|im_start|>", "<|im_end|>"], 1)
     other = _with_added_tokens(base, root / "other", ["<x1>", "<|im_end|>", "<x2>"], 2)
     plain = save_perturbed(base, root / "plain", seed=3, scale=0.02)
-    return {k: str(v) for k, v in
-            {"base": base, "chatml": chatml, "other": other, "plain": plain}.items()}
+    # tokens in the tokenizer beyond the model's rows: unused, never in a union
+    padded = save_perturbed(base, root / "padded", seed=4, scale=0.02)
+    unused = _tokenizer(padded)
+    unused.add_tokens(["<UNUSED_0>", "<UNUSED_1>"])
+    unused.save_pretrained(padded)
+    return {k: str(v) for k, v in {"base": base, "chatml": chatml, "other": other,
+                                   "plain": plain, "padded": padded}.items()}
 
 
 def _configs(m):
@@ -58,7 +64,7 @@ def _configs(m):
     return {
         "union": {"merge_method": "linear", "base_model": b, "tokenizer_source": "union",
                   "models": w((b, {"weight": 0.5}), (c, {"weight": 0.3}),
-                              (o, {"weight": 0.2}))},
+                              (o, {"weight": 0.2}), (m["padded"], {"weight": 0.1}))},
         "base": {"merge_method": "ties", "base_model": b, "tokenizer_source": "base",
                  "models": w((c, {"weight": 0.5, "density": 0.5}),
                              (o, {"weight": 0.5, "density": 0.5}))},
