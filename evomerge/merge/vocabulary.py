@@ -20,6 +20,7 @@ A model's tokens are those of its tokenizer whose id is below its config's
 
 from __future__ import annotations
 
+import copy
 import shutil
 import tempfile
 from collections import Counter
@@ -166,6 +167,31 @@ def chosen_chat_template(recipe: Recipe) -> str | None:
     return Counter(found).most_common(1)[0][0] if found else None
 
 
+def _without_unused(tokenizer, rows: int):
+    """``tokenizer`` without the tokens whose id is ``rows`` or more (tokens its model has
+    no embedding row for); the tokenizer itself when it has none."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    unused = {t for t, i in tokenizer.get_vocab().items() if i >= rows}
+    if not unused:
+        return tokenizer
+    data = json.loads(tokenizer.backend_tokenizer.to_str())
+    data["added_tokens"] = [e for e in data["added_tokens"] if e["id"] < rows]
+    vocab = data["model"].get("vocab")
+    if isinstance(vocab, dict):
+        data["model"]["vocab"] = {t: i for t, i in vocab.items() if t not in unused}
+    if "merges" in data["model"]:  # BPE: merges that make an unused token go too
+        def used(merge) -> bool:
+            parts = merge.split(" ") if isinstance(merge, str) else merge
+            return not unused & {*parts, "".join(parts)}
+        data["model"]["merges"] = [m for m in data["model"]["merges"] if used(m)]
+    stripped = copy.deepcopy(tokenizer)
+    stripped._tokenizer = Tokenizer.from_str(json.dumps(data))
+    return stripped
+
+
 def _union(base_tokenizer, tokenizers: dict, sizes: dict[str, int]):
     """The base tokenizer with every other token any model uses added, plain tokens
     first, then added (special) tokens with their first model's settings."""
@@ -203,6 +229,7 @@ def build_vocabulary(recipe: Recipe, configs: Mapping[str, Mapping],
     base = recipe.base_model or models[0]
     tokenizers = {m: _load_tokenizer(m, "models", file) for m in models}
     sizes = {m: _rows(configs[m]) or len(tokenizers[m].get_vocab()) for m in models}
+    tokenizers[base] = _without_unused(tokenizers[base], sizes[base])
     vocabs = {m: {t: i for t, i in tok.get_vocab().items() if i < sizes[m]}
               for m, tok in tokenizers.items()}
     if settings.source == "base":

@@ -39,6 +39,18 @@ def _with_added_tokens(src: Path, out: Path, tokens: list[str], seed: int) -> Pa
     return out
 
 
+def _bpe_with_unused_tokens(like, unused: list[str]):
+    """A BPE tokenizer (no merges) with ``like``'s vocabulary, then ``unused`` added."""
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE(vocab=like.get_vocab(), merges=[], unk_token="<unk>"))
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>",
+                                  eos_token="</s>", pad_token="<pad>")
+    tok.add_tokens(unused)
+    return tok
+
+
 @pytest.fixture(scope="module")
 def vocab_models(tmp_path_factory) -> dict[str, str]:
     """A base (92 tokens), a ChatML fine-tune (94), one with other tokens (95), a
@@ -49,11 +61,11 @@ def vocab_models(tmp_path_factory) -> dict[str, str]:
     chatml = _with_added_tokens(base, root / "chatml", ["<|im_start|>", "<|im_end|>"], 1)
     other = _with_added_tokens(base, root / "other", ["<x1>", "<|im_end|>", "<x2>"], 2)
     plain = save_perturbed(base, root / "plain", seed=3, scale=0.02)
-    # tokens in the tokenizer beyond the model's rows: unused, never in a union
+    # tokens in the tokenizer beyond the model's rows: unused, never in a union; a BPE
+    # tokenizer, the kind mergekit can strip them from
     padded = save_perturbed(base, root / "padded", seed=4, scale=0.02)
-    unused = _tokenizer(padded)
-    unused.add_tokens(["<UNUSED_0>", "<UNUSED_1>"])
-    unused.save_pretrained(padded)
+    _bpe_with_unused_tokens(_tokenizer(base), ["<UNUSED_0>", "<UNUSED_1>"]).save_pretrained(
+        padded)
     return {k: str(v) for k, v in {"base": base, "chatml": chatml, "other": other,
                                    "plain": plain, "padded": padded}.items()}
 
@@ -79,6 +91,12 @@ def _configs(m):
                 "b": {"source": {"kind": "model_token", "model": c, "token_id": 93},
                       "force": True}}},
             "models": w((b, {"weight": 0.5}), (c, {"weight": 0.5}), (o, {"weight": 0.5}))},
+        "base_with_unused_tokens": {
+            "merge_method": "linear", "base_model": m["padded"], "tokenizer_source": "base",
+            "models": w((m["padded"], {"weight": 0.5}), (c, {"weight": 0.5}))},
+        "union_from_base_with_unused_tokens": {
+            "merge_method": "linear", "base_model": m["padded"], "tokenizer_source": "union",
+            "models": w((m["padded"], {"weight": 0.5}), (c, {"weight": 0.5}))},
         "union_slerp": {"merge_method": "slerp", "base_model": b, "tokenizer_source": "union",
                         "models": [{"model": b}, {"model": c}], "parameters": {"t": 0.4}},
     }
@@ -90,7 +108,9 @@ def _tokenizer(path: Path):
     return AutoTokenizer.from_pretrained(path)
 
 
-@pytest.mark.parametrize("case", ["union", "base", "model", "block", "union_slerp"])
+@pytest.mark.parametrize("case", ["union", "base", "model", "block", "union_slerp",
+                                  "base_with_unused_tokens",
+                                  "union_from_base_with_unused_tokens"])
 def test_tokenizer_settings_give_mergekits_model(case, vocab_models, tmp_path):
     config = _configs(vocab_models)[case]
     want = _mergekit(config, tmp_path / "mk")
