@@ -72,21 +72,30 @@ _FINAL_NORM_MODULES = frozenset({"norm", "ln_f", "final_layernorm", "final_layer
 LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "n_layers", "num_layers")
 
 
-def with_layer_count(config: dict, layers: int) -> dict:
-    """``config`` (a config.json mapping) with every layer-count key it has set to
-    ``layers``, in its ``text_config`` too; a copy, the input is left alone.
+#: config.json lists with one entry per block (Gemma 2/3, Qwen 3: sliding or full attention)
+PER_LAYER_KEYS = ("layer_types",)
 
-    >>> with_layer_count({"model_type": "gpt2", "n_layer": 12}, 24)
-    {'model_type': 'gpt2', 'n_layer': 24}
-    >>> with_layer_count({"text_config": {"num_hidden_layers": 4}}, 6)
-    {'text_config': {'num_hidden_layers': 6}}
+
+def with_layer_count(config: dict, sources: list[int]) -> dict:
+    """``config`` (a config.json mapping) for a model whose block ``i`` is source block
+    ``sources[i]``: every layer-count key it has set to ``len(sources)``, every per-block
+    list re-indexed, in its ``text_config`` too; a copy, the input is left alone.
+
+    >>> with_layer_count({"model_type": "gpt2", "n_layer": 2}, [0, 1, 1])
+    {'model_type': 'gpt2', 'n_layer': 3}
+    >>> with_layer_count({"text_config": {"num_hidden_layers": 2,
+    ...                   "layer_types": ["sliding", "full"]}}, [1, 0, 1])
+    {'text_config': {'num_hidden_layers': 3, 'layer_types': ['full', 'sliding', 'full']}}
     """
     out = dict(config)
     for key in LAYER_COUNT_KEYS:
         if key in out:
-            out[key] = layers
+            out[key] = len(sources)
+    for key in PER_LAYER_KEYS:
+        if isinstance(out.get(key), list):
+            out[key] = [out[key][i] for i in sources]
     if isinstance(out.get("text_config"), dict):
-        out["text_config"] = with_layer_count(out["text_config"], layers)
+        out["text_config"] = with_layer_count(out["text_config"], sources)
     return out
 
 

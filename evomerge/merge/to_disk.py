@@ -19,6 +19,7 @@ import torch
 from evomerge.checkpoint import CheckpointReader, CheckpointWriter, check_compatible
 from evomerge.checkpoint.architecture import (
     is_output_head,
+    tensor_info,
     with_layer_count,
     with_vocab_size,
 )
@@ -252,9 +253,12 @@ def _output_config(recipe: Recipe, source: CheckpointReader, tasks, dtype) -> di
     config = dict(source.config)
     if not config:
         raise CheckpointError(f"model folder '{source.path}' has no config.json")
-    layers = {t.layer for t in tasks if t.layer is not None}
-    if layers and recipe.slices:  # only slices change the depth; under whatever key
-        config = with_layer_count(config, len(layers))
+    # only slices change the depth: each output block names the source block it copies
+    # (its first input's), for the layer count under whatever key and per-block lists
+    sources = {t.layer: tensor_info((t.inputs or [t.base])[0][1]).layer
+               for t in tasks if t.layer is not None}
+    if sources and recipe.slices:
+        config = with_layer_count(config, [sources[i] for i in sorted(sources)])
     chosen = dtype or recipe.out_dtype or recipe.dtype
     if chosen:  # transformers 5 names it ``dtype`` (``torch_dtype`` is its old alias)
         config["dtype"] = chosen

@@ -48,3 +48,42 @@ def test_llama_stacking_writes_num_hidden_layers(tiny_models, tmp_path):
     _evomerge(config, tmp_path)
     assert json.loads((tmp_path / "evo" / "config.json").read_text())[
         "num_hidden_layers"] == 5
+
+
+def _family(name: str):
+    import transformers as tf
+
+    sizes = dict(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=3,
+                 num_attention_heads=2)
+    return {
+        "llama": (tf.LlamaForCausalLM, tf.LlamaConfig(**sizes)),
+        "gemma2": (tf.Gemma2ForCausalLM, tf.Gemma2Config(**sizes, head_dim=8)),
+        "phi": (tf.PhiForCausalLM, tf.PhiConfig(**sizes)),
+        "gpt_neox": (tf.GPTNeoXForCausalLM, tf.GPTNeoXConfig(**sizes)),
+        "opt": (tf.OPTForCausalLM, tf.OPTConfig(vocab_size=64, hidden_size=16, ffn_dim=32,
+                                                num_hidden_layers=3, num_attention_heads=2,
+                                                word_embed_proj_dim=16)),
+        "gpt2": (tf.GPT2LMHeadModel, tf.GPT2Config(n_layer=3, n_embd=16, n_head=2,
+                                                   vocab_size=64, n_positions=32)),
+    }[name]
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma2", "phi", "gpt_neox", "opt", "gpt2"])
+def test_stacked_model_of_every_family_loads_with_its_depth(family, tmp_path):
+    """5 layers from 3: the config says 5, under the family's own key, and the model
+    loads with every tensor in place."""
+    from transformers import AutoModelForCausalLM
+
+    cls, config = _family(family)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        cls(config).save_pretrained(tmp_path / "src")
+    src = str(tmp_path / "src")
+    recipe = {"merge_method": "passthrough", "slices": [
+        {"sources": [{"model": src, "layer_range": [0, 3]}]},
+        {"sources": [{"model": src, "layer_range": [1, 3]}]}]}
+    _evomerge(recipe, tmp_path)
+    model, info = AutoModelForCausalLM.from_pretrained(tmp_path / "evo",
+                                                       output_loading_info=True)
+    assert model.config.num_hidden_layers == 5
+    assert not info["missing_keys"] and not info["unexpected_keys"]
