@@ -81,7 +81,9 @@ def merged_in_dtype(recipe: Recipe, task: TensorTask, fetch: Fetch, dtype: torch
         base, thetas = fetch(*task.base), [fetch(m, n) for m, n in task.inputs]
         t = reference.model_stock_ratio([th - base for th in thetas],
                                         task.params["filter_wise"])
-        return t * (sum(thetas) / len(thetas)) + (1 - t) * base
+        merged = t * (sum(thetas) / len(thetas)) + (1 - t) * base
+        scale = lines_factor(recipe, task)
+        return merged if scale == 1 else base + (merged - base) * scale
     op = OPERATORS.get(method)
     if op.formula is not None and task.inputs:  # a formula on whole tensors, in 16 bits
         inputs = [fetch(m, n) for m, n in task.inputs]

@@ -227,3 +227,19 @@ def test_random_methods_match_mergekit_in_distribution(method, dtype, tiny_model
     assert kept_ev == pytest.approx(0.5, abs=0.05)
     # survivors are rescaled: the L1 norms agree within sampling noise
     assert d_ev.abs().sum().item() == pytest.approx(d_mk.abs().sum().item(), rel=0.1)
+
+
+@pytest.mark.parametrize("method", ["model_stock", "ties", "sce"])
+def test_lines_scales_16_bit_merges_too(method, tiny_models, tmp_path):
+    """LiNeS with alpha = beta = 0 scales every merged task vector to nothing: the base."""
+    base = str(tiny_models["base"])
+    models = [{"model": str(tiny_models[k])} for k in ("a", "b")]
+    if method == "ties":
+        models = [dict(m, parameters={"weight": 0.5, "density": 0.5}) for m in models]
+    config = {"format": "evomerge/recipe-v1", "merge_method": method, "base_model": base,
+              "models": models, "dtype": "bfloat16", "lines": {"alpha": 0.0, "beta": 0.0}}
+    got = _evomerge(config, tmp_path)
+    source = _load_dir(Path(base))
+    for name in got:
+        if ".layers." in name:  # LiNeS scales the blocks' task vectors
+            assert torch.equal(got[name], source[name].bfloat16()), name
