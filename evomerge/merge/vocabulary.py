@@ -98,16 +98,19 @@ class Vocabulary:
             dtype = torch.promote_types(dtype, t.dtype)
         width = stored[models[0]].shape[1:]
         shared = self._shared_rows(stored, models, width, dtype)
+        forced = torch.tensor([bool(self.sources.get(t) and self.sources[t].force)
+                               for t in self.tokens], dtype=torch.bool)
+        ids = {t: i for i, t in enumerate(self.tokens)}
         out = {}
         for m in models:
-            rows = self.rows[m]
+            rows = torch.tensor(self.rows[m], dtype=torch.long)
+            own = (rows >= 0) & ~forced  # rows the model keeps: one gather
             new = torch.zeros((self.size, *width), dtype=dtype)
-            for i, token in enumerate(self.tokens):
-                forced = token in self.sources and self.sources[token].force
-                if rows[i] >= 0 and not forced:
-                    new[i] = stored[m][rows[i]]
-                elif token in shared:
-                    new[i] = shared[token]
+            new[:len(self.tokens)][own] = stored[m].to(dtype)[rows[own]]
+            for token, row in shared.items():
+                i = ids[token]
+                if not own[i]:
+                    new[i] = row
             if self.size > len(self.tokens):  # padding rows: the mean of the real ones
                 new[len(self.tokens):] = new[:len(self.tokens)].mean(dim=0)
             out[m] = new
