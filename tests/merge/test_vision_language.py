@@ -114,3 +114,24 @@ def test_an_unexpected_failure_is_one_line_and_status_2(tiny_models, tmp_path, c
     assert _merge(config, tmp_path) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: RuntimeError: disk on fire") and "\n" not in err
+
+
+@pytest.mark.oracle
+def test_vision_tower_and_projector_match_mergekit(llavas, tmp_path):
+    """mergekit 0.1.5 writes the vision tower and the projector of these checkpoints
+    (under transformers' new names) and leaves the language model out; what it writes
+    must be what evomerge writes."""
+    from test_mergekit_oracle import _mergekit
+
+    a, b = llavas
+    config = {"merge_method": "linear", "models": [
+        {"model": str(a), "parameters": {"weight": [0.0, 1.0]}},
+        {"model": str(b), "parameters": {"weight": 1.0}}]}
+    theirs = _mergekit(config, tmp_path / "mk")
+    assert _merge(config, tmp_path) == 0
+    ours = load_file(tmp_path / "out" / "model.safetensors")
+    assert len(theirs) == 59  # 80 tensors less the language model's 21
+    for name, want in theirs.items():
+        assert name.startswith(("model.vision_tower.", "model.multi_modal_projector."))
+        torch.testing.assert_close(ours[name.removeprefix("model.")], want, atol=1e-6,
+                                   rtol=1e-6)
