@@ -170,7 +170,8 @@ def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
     if compute not in COMPUTE_MODES:
         raise ConfigError(None, "compute", compute,
                           f"must be one of {', '.join(COMPUTE_MODES)}")
-    wide = torch.float64 if dtype == "float64" else torch.float32
+    in_float64 = dtype == "float64" or (compute == "dtype" and recipe.dtype == "float64")
+    wide = torch.float64 if in_float64 else torch.float32
 
     def fetch(model: str, name: str) -> torch.Tensor:
         # read-only views on the memory maps: operators never write to their inputs

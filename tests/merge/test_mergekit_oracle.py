@@ -243,3 +243,12 @@ def test_lines_scales_16_bit_merges_too(method, tiny_models, tmp_path):
     for name in got:
         if ".layers." in name:  # LiNeS scales the blocks' task vectors
             assert torch.equal(got[name], source[name].bfloat16()), name
+
+
+def test_float64_configs_compute_in_float64(tiny_models, tmp_path):
+    config = dict(_configs(tiny_models)["ties"], dtype="float64")
+    expected = _mergekit(config, tmp_path / "mk")
+    got = _evomerge(config, tmp_path)
+    for name, want in expected.items():
+        assert got[name].dtype == want.dtype == torch.float64
+        torch.testing.assert_close(got[name], want, atol=1e-12, rtol=1e-12)
