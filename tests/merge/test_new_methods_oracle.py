@@ -107,3 +107,19 @@ def test_16_bit_configs_are_bit_identical(case, dtype, tiny_models, sparse_model
             assert want.dtype == torch.float32
             want = want.to(got[name].dtype)
         assert torch.equal(got[name], want), f"{case} {name}"
+
+
+def test_every_mergekit_method_and_parameter_exists_here():
+    """Every method mergekit 0.1.5 registers is registered here with its parameters;
+    the only exceptions are the sparsification parameters mergekit declares for task
+    arithmetic and never reads (it has no sparsification)."""
+    from mergekit.merge_methods.registry import registered_methods
+
+    from evomerge.merge.operators import OPERATORS
+
+    unread = {"task_arithmetic": {"density", "rescale"}}
+    for method in registered_methods():
+        name = method.spec.name
+        theirs = {p.name for p in method.spec.parameters}
+        ours = {p.name for p in OPERATORS.get(name).params}
+        assert theirs - ours == unread.get(name, set()), name
