@@ -11,9 +11,9 @@
   for models that have the token; ``pad_to_multiple_of`` rounds the vocabulary up.
 
 ``chat_template`` is a Jinja template, written into the merged tokenizer; ``auto``, the
-template most of the models' tokenizers carry; or ``chatml``, the ChatML format. mergekit
-knows a few more names (``llama3``, ``mistral``, ``alpaca``, ``exaone``); those are
-refused with the rule: give the template itself.
+template most of the models' tokenizers carry; or a name, ``chatml`` or ``llama3``.
+mergekit knows a few more names (``mistral``, ``alpaca``, ``exaone``); those are refused
+with the rule: give the template itself.
 
 >>> TokenizerSettings.model_validate({"source": "union", "pad_to_multiple_of": 8,
 ...     "tokens": {"<|im_end|>": {"source": {"kind": "zero"}, "force": True}}}).source
@@ -65,13 +65,19 @@ class TokenizerSettings(_Strict):
     pad_to_multiple_of: int | None = Field(default=None, ge=1)
 
 
-#: chat templates known by name: ChatML, each message as
-#: ``<|im_start|>{role}\n{content}<|im_end|>\n``, the generation prompt opening an
-#: assistant message
+#: chat templates known by name, rendering as mergekit's of the same name:
+#: ChatML, each message as ``<|im_start|>{role}\n{content}<|im_end|>\n``; Llama 3, the
+#: BOS token, then each message as a role header, its content trimmed and
+#: ``<|eot_id|>\n``; both with a generation prompt that opens an assistant message
 NAMED_CHAT_TEMPLATES = {
     "chatml": ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' "
                "+ message['content'] + '<|im_end|>\n' }}{% endfor %}"
                "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"),
+    "llama3": ("{% for message in messages %}{% if loop.first %}{{ bos_token }}{% endif %}"
+               "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' "
+               "+ message['content'] | trim + '<|eot_id|>\n' }}{% endfor %}"
+               "{% if add_generation_prompt %}"
+               "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"),
 }
 
 

@@ -151,14 +151,15 @@ def test_chat_template_is_written(vocab_models, tmp_path):
     assert text == "<<hi>>"
 
 
-def test_chatml_by_name_renders_as_mergekits(vocab_models, tmp_path):
-    config = {"merge_method": "linear", "tokenizer_source": "base", "chat_template": "chatml",
+@pytest.mark.parametrize("name", ["chatml", "llama3"])
+def test_named_chat_template_renders_as_mergekits(name, vocab_models, tmp_path):
+    config = {"merge_method": "linear", "tokenizer_source": "base", "chat_template": name,
               "models": [{"model": vocab_models["base"], "parameters": {"weight": 0.5}},
                          {"model": vocab_models["plain"], "parameters": {"weight": 0.5}}]}
     _mergekit(config, tmp_path / "mk")
     _evomerge(config, tmp_path)
     ours, theirs = _tokenizer(tmp_path / "evo"), _tokenizer(tmp_path / "mk")
-    chat = [{"role": "system", "content": " be brief "}, {"role": "user", "content": "hi"},
+    chat = [{"role": "system", "content": " be brief \n"}, {"role": "user", "content": "hi"},
             {"role": "assistant", "content": "yo"}, {"role": "user", "content": "and?"}]
     for prompt in (False, True):
         for turns in (chat[:1], chat[:3], chat):
@@ -191,7 +192,7 @@ def test_different_vocabularies_without_a_tokenizer_setting_say_what_to_set(
 
 
 @pytest.mark.parametrize(("extra", "field", "rule"), [
-    ({"chat_template": "llama3"}, "chat_template", "one of the names ['chatml']"),
+    ({"chat_template": "mistral"}, "chat_template", "one of the names ['chatml', 'llama3']"),
     ({"tokenizer_source": "base", "tokenizer": {"source": "base"}}, None,
      "either 'tokenizer_source' or a 'tokenizer' block"),
     ({"tokenizer": {"source": "union", "pad_to_multiple_of": 0}}, "tokenizer.pad_to_multiple_of",
