@@ -11,8 +11,8 @@
   for models that have the token; ``pad_to_multiple_of`` rounds the vocabulary up.
 
 ``chat_template`` is a Jinja template, written into the merged tokenizer; ``auto``, the
-template most of the models' tokenizers carry; or a name, ``chatml`` or ``llama3``.
-mergekit knows a few more names (``mistral``, ``alpaca``, ``exaone``); those are refused
+template most of the models' tokenizers carry; or a name, ``chatml``, ``llama3`` or
+``mistral``. mergekit knows two more names (``alpaca``, ``exaone``); those are refused
 with the rule: give the template itself.
 
 >>> TokenizerSettings.model_validate({"source": "union", "pad_to_multiple_of": 8,
@@ -68,7 +68,10 @@ class TokenizerSettings(_Strict):
 #: chat templates known by name, rendering as mergekit's of the same name:
 #: ChatML, each message as ``<|im_start|>{role}\n{content}<|im_end|>\n``; Llama 3, the
 #: BOS token, then each message as a role header, its content trimmed and
-#: ``<|eot_id|>\n``; both with a generation prompt that opens an assistant message
+#: ``<|eot_id|>\n``; both with a generation prompt that opens an assistant message.
+#: Mistral: the BOS token, user turns as `` [INST] {content} [/INST]`` (the system message
+#: before the first one's content), assistant turns as `` {content}`` and the EOS token;
+#: roles must alternate
 NAMED_CHAT_TEMPLATES = {
     "chatml": ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' "
                "+ message['content'] + '<|im_end|>\n' }}{% endfor %}"
@@ -78,6 +81,20 @@ NAMED_CHAT_TEMPLATES = {
                "+ message['content'] | trim + '<|eot_id|>\n' }}{% endfor %}"
                "{% if add_generation_prompt %}"
                "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"),
+    "mistral": ("{% if messages[0]['role'] == 'system' %}"
+                "{% set system = messages[0]['content'] %}{% set turns = messages[1:] %}"
+                "{% else %}{% set turns = messages %}{% endif %}"
+                "{{ bos_token }}{% for message in turns %}"
+                "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+                "{{ raise_exception('roles must alternate user, assistant, user, ... after "
+                "an optional system message') }}"
+                "{% elif message['role'] == 'user' %}"
+                "{{ ' [INST] ' + (system + '\n\n' if loop.first and system is defined "
+                "else '') + message['content'] + ' [/INST]' }}"
+                "{% elif message['role'] == 'assistant' %}"
+                "{{ ' ' + message['content'] + eos_token }}"
+                "{% else %}{{ raise_exception('only user and assistant messages, after an "
+                "optional system message') }}{% endif %}{% endfor %}"),
 }
 
 

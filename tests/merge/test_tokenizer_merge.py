@@ -151,7 +151,7 @@ def test_chat_template_is_written(vocab_models, tmp_path):
     assert text == "<<hi>>"
 
 
-@pytest.mark.parametrize("name", ["chatml", "llama3"])
+@pytest.mark.parametrize("name", ["chatml", "llama3", "mistral"])
 def test_named_chat_template_renders_as_mergekits(name, vocab_models, tmp_path):
     config = {"merge_method": "linear", "tokenizer_source": "base", "chat_template": name,
               "models": [{"model": vocab_models["base"], "parameters": {"weight": 0.5}},
@@ -162,7 +162,7 @@ def test_named_chat_template_renders_as_mergekits(name, vocab_models, tmp_path):
     chat = [{"role": "system", "content": " be brief \n"}, {"role": "user", "content": "hi"},
             {"role": "assistant", "content": "yo"}, {"role": "user", "content": "and?"}]
     for prompt in (False, True):
-        for turns in (chat[:1], chat[:3], chat):
+        for turns in (chat[:1], chat[:3], chat, chat[1:]):
             assert ours.apply_chat_template(turns, tokenize=False,
                                             add_generation_prompt=prompt) == \
                 theirs.apply_chat_template(turns, tokenize=False, add_generation_prompt=prompt)
@@ -192,7 +192,8 @@ def test_different_vocabularies_without_a_tokenizer_setting_say_what_to_set(
 
 
 @pytest.mark.parametrize(("extra", "field", "rule"), [
-    ({"chat_template": "mistral"}, "chat_template", "one of the names ['chatml', 'llama3']"),
+    ({"chat_template": "alpaca"}, "chat_template",
+     "one of the names ['chatml', 'llama3', 'mistral']"),
     ({"tokenizer_source": "base", "tokenizer": {"source": "base"}}, None,
      "either 'tokenizer_source' or a 'tokenizer' block"),
     ({"tokenizer": {"source": "union", "pad_to_multiple_of": 0}}, "tokenizer.pad_to_multiple_of",
