@@ -47,9 +47,15 @@ def to_mergekit(recipe: Recipe, file: Path | str | None = None) -> dict[str, Any
     """The mergekit config that builds the same model, or a ConfigError saying why not."""
     from evomerge.merge.operators import OPERATORS
 
-    if recipe.routing is not None:  # a plain path exports as passthrough: export/routed.py
+    if recipe.routing is not None:
+        from evomerge.export.routed import passthrough_ok, passthrough_recipe
+
+        if passthrough_ok(recipe) and recipe.routing.plain():  # a stack of whole layers
+            return to_mergekit(passthrough_recipe(recipe.routing, recipe.dtype), file)
         raise ConfigError(file, "routing", f"{len(recipe.routing.path)} hops",
-                          "mergekit has no layer routing; this recipe cannot be exported")
+                          "mergekit has no layer routing: only a path of unscaled layers "
+                          "that starts and ends in the embeddings model, with no weight "
+                          "merge, exports (as a passthrough stack)")
     if recipe.lines is not None:
         raise ConfigError(file, "lines", recipe.lines.model_dump(),
                           "mergekit has no LiNeS scaling; this recipe cannot be exported")

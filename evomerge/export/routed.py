@@ -77,7 +77,7 @@ def export_routed(model: torch.nn.Module, out_dir: Path | str, *,
             for i, hop in enumerate(hops):
                 _add_layer(writer, f"model.layers.{i}.", hop.layer)
             config["architectures"] = [type(model).__name__]
-            mergekit = passthrough_recipe(recipe.routing, recipe.dtype) if _passthrough_ok(
+            mergekit = passthrough_recipe(recipe.routing, recipe.dtype) if passthrough_ok(
                 recipe) else None
             if mergekit is not None:
                 from evomerge.export.mergekit_yaml import mergekit_yaml
@@ -191,7 +191,7 @@ def _add_layer(writer: CheckpointWriter, prefix: str, layer: torch.nn.Module) ->
         writer.add(prefix + name, tensor.detach())
 
 
-def _passthrough_ok(recipe: Recipe | None) -> bool:
+def passthrough_ok(recipe: Recipe | None) -> bool:
     """mergekit takes the embeddings from the first slice and the head from the last:
     the same model only when the path starts and ends in the embeddings model."""
     if recipe is None or recipe.routing is None or recipe.merge_method is not None:

@@ -219,8 +219,14 @@ def test_a_routed_recipe_materializes_with_its_card(finished, models, tmp_path, 
     chosen = chosen_candidate(finished)
     trial = replace(chosen.trial, candidate=Candidate(recipe=routed.to_dict()))
     chosen = replace(chosen, trial=trial, recipe=finished.trial_recipe(trial))
-    with pytest.raises(ConfigError, match="mergekit has no layer routing"):
-        recipe_text(routed, "mergekit")
+    if mergekit:  # an unscaled path is a passthrough stack of the same layers
+        passthrough = yaml.safe_load(recipe_text(routed, "mergekit"))
+        assert passthrough["merge_method"] == "passthrough"
+        assert [(s["sources"][0]["model"], s["sources"][0]["layer_range"])
+                for s in passthrough["slices"]] == [(a, [0, 1]), (b, [1, 2]), (a, [1, 2])]
+    else:
+        with pytest.raises(ConfigError, match="mergekit has no layer routing"):
+            recipe_text(routed, "mergekit")
     scores = None
     if not mergekit:  # the routed candidate in memory and its sources, scored by lm-eval
         scores = report_scores(finished.campaign, chosen.recipe)
