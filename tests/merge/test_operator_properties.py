@@ -157,6 +157,16 @@ def test_different_seeds_draw_different_masks(op):
     assert not torch.equal(run(op, tensors, params, 1), run(op, tensors, params, 2))
 
 
+def nuslerp_cosines(tensors, params) -> torch.Tensor:
+    """The cosines between the vectors nuslerp interpolates (rows, columns or whole)."""
+    v0, v1 = tensors
+    if params["nuslerp_flatten"]:
+        v0, v1 = v0.reshape(-1), v1.reshape(-1)
+    elif params["nuslerp_row_wise"]:
+        v0, v1 = v0.transpose(0, -1), v1.transpose(0, -1)
+    return torch.nn.functional.cosine_similarity(v0.double(), v1.double(), dim=-1)
+
+
 @pytest.mark.parametrize("op", SCALE_EQUIVARIANT_OPS, ids=ids(SCALE_EQUIVARIANT_OPS))
 @given(data=st.data(), scale=st.floats(0.1, 10))
 def test_scaling_every_task_vector_scales_the_merged_delta(op, data, scale):
@@ -166,6 +176,10 @@ def test_scaling_every_task_vector_scales_the_merged_delta(op, data, scale):
     if op.name == "model_stock":
         # near 1 + (k - 1) cos = 0 the ratio blows up and rounding with it: not a scale issue
         assume(interpolation_ratio(tensors, params["filter_wise"]).abs().max() < 10)
+    if op.name == "nuslerp":
+        # near opposite directions (t = 1/2 divides by cos(theta / 2) ~ 0) or at the
+        # switch to the linear formula, float32 rounding decides: not a scale issue
+        assume(nuslerp_cosines(tensors, params).abs().max() < 0.999)
     scaled = run(op, [t * scale for t in tensors], params)
     torch.testing.assert_close(scaled, run(op, tensors, params) * scale,
                                rtol=1e-4, atol=1e-5 * scale)
