@@ -229,8 +229,9 @@ class CampaignLoop:
 
     def _start(self, candidate: Candidate, digest: str | None, number: int | None) -> int:
         if number is None:
+            # the optimizer's state was saved with this candidate as ``asked``: a resume
+            # finds its trial by uid, so nothing needs saving again here
             number = self.record.start(candidate, self.genes, digest)
-            self.folder.save_optimizer(self.optimizer.state_dict())
         return number
 
     # -- results ---------------------------------------------------------------------
