@@ -15,7 +15,7 @@ import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from evomerge.errors import EvomergeError
@@ -134,7 +134,13 @@ class Optimizer(ABC):
         extended with the batch after this returns."""
 
     def _history_entry(self, candidate: Candidate, fitness: Fitness) -> Told:
-        """How ``history`` keeps one result (a subclass may keep a slimmer copy)."""
+        """How ``history`` keeps one result: without the decoded recipe and the
+        per-sample scores, which no algorithm reads from it (a campaign's study keeps
+        both) and which would make every saved state grow by kilobytes per result."""
+        if candidate.recipe is not None:
+            candidate = replace(candidate, recipe=None)
+        if fitness.sample_scores:
+            fitness = replace(fitness, sample_scores={})
         return Told(candidate, fitness)
 
     def _unseen(self, results: Sequence[tuple[Candidate, Fitness]]
