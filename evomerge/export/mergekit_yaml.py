@@ -18,6 +18,7 @@ import yaml
 
 from evomerge.config_io import read_yaml
 from evomerge.errors import ConfigError
+from evomerge.export.passthrough import passthrough_ok, passthrough_recipe
 from evomerge.merge.recipe import NATIVE_FORMAT, Recipe, load_recipe_dict
 
 #: mergekit features evomerge does not implement; refused rather than silently ignored
@@ -48,8 +49,6 @@ def to_mergekit(recipe: Recipe, file: Path | str | None = None) -> dict[str, Any
     from evomerge.merge.operators import OPERATORS
 
     if recipe.routing is not None:
-        from evomerge.export.routed import passthrough_ok, passthrough_recipe
-
         if passthrough_ok(recipe) and recipe.routing.plain():  # a stack of whole layers
             return to_mergekit(passthrough_recipe(recipe.routing, recipe.dtype), file)
         raise ConfigError(file, "routing", f"{len(recipe.routing.path)} hops",

@@ -25,11 +25,11 @@ from typing import Any
 import torch
 
 from evomerge.checkpoint.writer import CheckpointWriter, check_target
-from evomerge.errors import ConfigError
+from evomerge.export.passthrough import passthrough_ok, passthrough_recipe
 from evomerge.merge import routed_layers
-from evomerge.merge.recipe import Recipe, load_recipe_dict
+from evomerge.merge.recipe import Recipe
 from evomerge.merge.routed_layers import STORED_LAYERS, decoder_of
-from evomerge.merge.routing import MERGED, Routing, same_model
+from evomerge.merge.routing import MERGED
 
 ROUTED_MODEL_TYPE = "evomerge_routed"
 MODELING_FILE = "modeling_evomerge_routed.py"
@@ -106,26 +106,6 @@ def export_recipe(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
     return export_routed(model, out_dir, recipe=recipe, **options)
 
 
-def passthrough_recipe(routing: Routing, dtype: str | None = None) -> Recipe:
-    """The unscaled path as a passthrough merge: a one-source slice per run of
-    consecutive layers of one model, in path order."""
-    if not routing.plain():
-        raise ConfigError(None, "routing.path", "<scaled>", "a passthrough merge stacks "
-                          "whole layers; this path scales the hidden state")
-    slices: list[dict[str, Any]] = []
-    for hop in routing.path:
-        last = slices[-1]["sources"][0] if slices else None
-        if last and same_model(last["model"], hop.model) and last["layer_range"][1] == hop.layer:
-            last["layer_range"][1] += 1
-        else:
-            slices.append({"sources": [{"model": hop.model,
-                                        "layer_range": [hop.layer, hop.layer + 1]}]})
-    data: dict[str, Any] = {"merge_method": "passthrough", "slices": slices}
-    if dtype is not None:
-        data["dtype"] = dtype
-    return load_recipe_dict(data)
-
-
 def modeling_code(model: torch.nn.Module) -> str:
     """The shipped modeling file: :mod:`evomerge.merge.routed_layers` as it is, and the
     routed classes over ``model``'s own architecture."""
@@ -189,16 +169,6 @@ def _add_frame(writer: CheckpointWriter, model: torch.nn.Module) -> None:
 def _add_layer(writer: CheckpointWriter, prefix: str, layer: torch.nn.Module) -> None:
     for name, tensor in layer.state_dict().items():
         writer.add(prefix + name, tensor.detach())
-
-
-def passthrough_ok(recipe: Recipe | None) -> bool:
-    """mergekit takes the embeddings from the first slice and the head from the last:
-    the same model only when the path starts and ends in the embeddings model."""
-    if recipe is None or recipe.routing is None or recipe.merge_method is not None:
-        return False
-    r = recipe.routing
-    return (MERGED not in r.models() and same_model(r.path[0].model, r.embeddings)
-            and same_model(r.path[-1].model, r.embeddings))
 
 
 def _tokenizer_folder(recipe: Recipe | None) -> str | None:

@@ -15,12 +15,8 @@ from transformers import AutoModelForCausalLM
 
 from evomerge.cli import main
 from evomerge.errors import ConfigError
-from evomerge.export.routed import (
-    MODELING_FILE,
-    export_recipe,
-    export_routed,
-    passthrough_recipe,
-)
+from evomerge.export.passthrough import passthrough_recipe
+from evomerge.export.routed import MODELING_FILE, export_recipe, export_routed
 from evomerge.merge.recipe import load_recipe_dict
 from evomerge.merge.routed_model import (
     build_routed,
