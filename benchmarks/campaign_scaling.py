@@ -34,17 +34,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import sys
 import time
 from collections import defaultdict
-from importlib.metadata import version
 from pathlib import Path
 
 import torch
 
+from machine_info import machine  # benchmarks/, on the path when run as a script
 from evomerge.campaign.config import campaign_from_dict
 from evomerge.campaign.folder import new_folder
 from evomerge.campaign.loop import CampaignLoop
@@ -57,6 +56,9 @@ REPO = Path(__file__).resolve().parents[1]
 BUSY_TARGET = 0.95
 DRIVER_TARGET = 0.02
 
+
+#: the packages whose versions the machine line names
+VERSIONS = ("ray", "lm_eval", "optuna")
 
 def campaign_data(zoo_dir: Path, workers: int, budget: int, limit: int, device: str,
                   seed: int) -> dict:
@@ -143,14 +145,6 @@ def format_row(r: dict, run: int, one_worker: float | None) -> str:
             f"{r['state_kb']:.0f} |")
 
 
-def machine(device: str) -> str:
-    cpu = platform.processor() or platform.machine()
-    gpu = torch.cuda.get_device_name() if device == "cuda" else "no GPU used"
-    return (f"{os.cpu_count()} CPU cores ({cpu}), {gpu}, torch {torch.__version__}, "
-            f"ray {version('ray')}, lm-eval {version('lm_eval')}, optuna {version('optuna')}, "
-            f"Python {platform.python_version()}")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workers", default=None,
@@ -171,7 +165,7 @@ def main() -> None:
     counts = [int(n) for n in (args.workers or ("1,2" if args.device == "cpu" else "1"))
               .split(",")]
     load = os.getloadavg()
-    print(f"machine: {machine(args.device)}\nload average at start: "
+    print(f"machine: {machine(args.device, VERSIONS)}\nload average at start: "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     rows = []
     for run in range(1, args.repeats + 1):

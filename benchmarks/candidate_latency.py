@@ -39,6 +39,7 @@ from __future__ import annotations
 import time
 
 _IMPORT_START = time.perf_counter()
+from machine_info import machine  # benchmarks/, on the path when run as a script
 from evomerge.evaluate import lm_eval_adapter  # noqa: F401  torch, transformers, lm-eval
 from evomerge.execute.worker import Worker
 
@@ -48,12 +49,10 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
-from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -68,6 +67,9 @@ REPO = Path(__file__).resolve().parents[1]
 TARGET = 10.0
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
+
+#: the packages whose versions the machine line names
+VERSIONS = ("lm_eval", "mergekit", "transformers")
 
 def zoo_set(root: Path) -> tuple[Path, list[Path], Path]:
     """Base, experts and task folder of a built zoo."""
@@ -244,15 +246,6 @@ def format_row(r: dict) -> str:
             f"{r['mk_total_s'] / r['cold_s']:.1f}x | {r['equal']}/{r['n']} |")
 
 
-def machine(device: str) -> str:
-    cpu = platform.processor() or platform.machine()
-    gpu = torch.cuda.get_device_name() if device.startswith("cuda") else "no GPU used"
-    return (f"{os.cpu_count()} CPU cores ({cpu}), {gpu}, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), lm-eval {version('lm_eval')}, "
-            f"mergekit {version('mergekit')}, transformers {version('transformers')}, "
-            f"Python {platform.python_version()}")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sets", default="zoo_large,smollm2",
@@ -275,7 +268,7 @@ def main() -> None:
     sets = {"zoo_large": lambda: zoo_set(args.zoo_large), "zoo": lambda: zoo_set(args.zoo),
             "smollm2": lambda: smollm2_set(args.smollm2, load_zoo(args.zoo).task_dir)}
     load = os.getloadavg()
-    print(f"machine: {machine(args.device)}\nload average at start: "
+    print(f"machine: {machine(args.device, VERSIONS)}\nload average at start: "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     rows = []
     for name in args.sets.split(","):
@@ -294,7 +287,7 @@ def main() -> None:
     if args.write:
         stamp = datetime.date.today().isoformat()
         with open(args.write, "a") as f:
-            f.write(f"\n## {stamp}: {machine(args.device)}\n\ncommand: "
+            f.write(f"\n## {stamp}: {machine(args.device, VERSIONS)}\n\ncommand: "
                     f"`python {' '.join(sys.argv)}`\n\n{table}\n")
 
 
