@@ -116,8 +116,7 @@ class RayExecutor(Executor):
                         else {"num_cpus": 1})
 
     def _start(self, slot: int) -> None:
-        spec = self.spec if self.spec.device == self._device else _with_device(
-            self.spec, self._device)
+        spec = replace(self.spec, device=self._device)
         actor = self._actor_class.remote(spec, slot)
         self._actors[slot] = actor
         self._ready[slot] = actor.ready.remote()
@@ -275,10 +274,6 @@ def _probe(address: str, timeout_s: float) -> None:
                           f"no Ray head answers there ({exc.strerror or exc}); start one "
                           "with `ray start --head`, or leave --address out to run a "
                           "local Ray") from None
-
-
-def _with_device(spec: WorkerSpec, device: str) -> WorkerSpec:
-    return replace(spec, device=device)
 
 
 def _chain(exc: BaseException | None) -> str:
