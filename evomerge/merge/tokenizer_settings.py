@@ -11,9 +11,9 @@
   for models that have the token; ``pad_to_multiple_of`` rounds the vocabulary up.
 
 ``chat_template`` is a Jinja template, written into the merged tokenizer; ``auto``, the
-template most of the models' tokenizers carry; or a name, ``chatml``, ``llama3`` or
-``mistral``. mergekit knows two more names (``alpaca``, ``exaone``); those are refused
-with the rule: give the template itself.
+template most of the models' tokenizers carry; or one of mergekit's names, ``alpaca``,
+``chatml``, ``exaone``, ``llama3`` or ``mistral``, each rendering every conversation as
+mergekit's template of that name does.
 
 >>> TokenizerSettings.model_validate({"source": "union", "pad_to_multiple_of": 8,
 ...     "tokens": {"<|im_end|>": {"source": {"kind": "zero"}, "force": True}}}).source
@@ -71,7 +71,17 @@ class TokenizerSettings(_Strict):
 #: ``<|eot_id|>\n``; both with a generation prompt that opens an assistant message.
 #: Mistral: the BOS token, user turns as `` [INST] {content} [/INST]`` (the system message
 #: before the first one's content), assistant turns as `` {content}`` and the EOS token;
-#: roles must alternate
+#: roles must alternate.
+#: Alpaca: the last system message's content trimmed and a blank line, then each user,
+#: assistant and ``user_context`` message as ``### Instruction:``, ``### Response:`` or
+#: ``### Input:``, a newline and its content trimmed, a blank line after each but the
+#: conversation's last message (whatever its role); other roles write nothing; the
+#: generation prompt opens a response unless the last message is one.
+#: EXAONE: each message as ``[|{role}|]{content}``, then a newline and a blank line (user)
+#: or ``[|endofturn|]`` and a blank line, with an empty system turn first when the
+#: conversation has none. The indents and doubled newlines are mergekit's: its template
+#: file's layout survives rendering (transformers strips only around block tags), and a
+#: merged model must prompt as mergekit's does
 NAMED_CHAT_TEMPLATES = {
     "chatml": ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' "
                "+ message['content'] + '<|im_end|>\n' }}{% endfor %}"
@@ -95,6 +105,22 @@ NAMED_CHAT_TEMPLATES = {
                 "{{ ' ' + message['content'] + eos_token }}"
                 "{% else %}{{ raise_exception('only user and assistant messages, after an "
                 "optional system message') }}{% endif %}{% endfor %}"),
+    "alpaca": ("{% set systems = messages | selectattr('role', 'equalto', 'system') | list %}"
+               "{{ (systems | last)['content'] | trim if systems else '' }}{{ '\n\n' }}"
+               "{% set headers = {'user': '### Instruction:\n', "
+               "'assistant': '### Response:\n', 'user_context': '### Input:\n'} %}"
+               "{% for message in messages %}{% if message['role'] in headers %}"
+               "{{ headers[message['role']] + message['content'] | trim }}"
+               "{% if not loop.last %}{{ '\n\n' }}{% endif %}{% endif %}{% endfor %}"
+               "{% if add_generation_prompt and messages[-1]['role'] != 'assistant' %}"
+               "{{ '### Response:\n' }}{% endif %}"),
+    "exaone": ("{% for message in messages %}"
+               "{% if loop.first and message['role'] != 'system' %}"
+               "{{ '        [|system|][|endofturn|]\n\n' }}{% endif %}"
+               "{{ '    [|' + message['role'] + '|]' + message['content'] + '\n        ' }}"
+               "{{ '\n\n' if message['role'] == 'user' else '[|endofturn|]\n\n' }}"
+               "{% endfor %}"
+               "{% if add_generation_prompt %}{{ '    [|assistant|]\n' }}{% endif %}"),
 }
 
 

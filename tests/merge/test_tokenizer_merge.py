@@ -151,7 +151,27 @@ def test_chat_template_is_written(vocab_models, tmp_path):
     assert text == "<<hi>>"
 
 
-@pytest.mark.parametrize("name", ["chatml", "llama3", "mistral"])
+def _rendered(tok, turns: list[dict], prompt: bool) -> str:
+    """The prompt text, or the exception's type where the template refuses the turns."""
+    try:
+        return tok.apply_chat_template(turns, tokenize=False, add_generation_prompt=prompt)
+    except Exception as exc:  # noqa: BLE001 -- both sides must refuse alike
+        return type(exc).__name__
+
+
+def _conversations() -> list[list[dict]]:
+    """Conversations that reach every branch of the named templates: with and without a
+    system message, two system messages, Alpaca's user_context and a role none knows,
+    ending on each role, contents with outer spaces and newlines."""
+    s, s2 = {"role": "system", "content": " be brief \n"}, {"role": "system", "content": "s2"}
+    u, a = {"role": "user", "content": "hi"}, {"role": "assistant", "content": " yo\n"}
+    u2, c = {"role": "user", "content": "and?"}, {"role": "user_context", "content": " ctx "}
+    tool = {"role": "tool", "content": "42"}
+    return [[s], [s, u], [s, u, a], [s, u, a, u2], [u, a, u2], [u], [u, c, a],
+            [s, u, a, s2], [u, tool, a], [a, u], [s, s2, u, a]]
+
+
+@pytest.mark.parametrize("name", ["alpaca", "chatml", "exaone", "llama3", "mistral"])
 def test_named_chat_template_renders_as_mergekits(name, vocab_models, tmp_path):
     config = {"merge_method": "linear", "tokenizer_source": "base", "chat_template": name,
               "models": [{"model": vocab_models["base"], "parameters": {"weight": 0.5}},
@@ -159,13 +179,9 @@ def test_named_chat_template_renders_as_mergekits(name, vocab_models, tmp_path):
     _mergekit(config, tmp_path / "mk")
     _evomerge(config, tmp_path)
     ours, theirs = _tokenizer(tmp_path / "evo"), _tokenizer(tmp_path / "mk")
-    chat = [{"role": "system", "content": " be brief \n"}, {"role": "user", "content": "hi"},
-            {"role": "assistant", "content": "yo"}, {"role": "user", "content": "and?"}]
     for prompt in (False, True):
-        for turns in (chat[:1], chat[:3], chat, chat[1:]):
-            assert ours.apply_chat_template(turns, tokenize=False,
-                                            add_generation_prompt=prompt) == \
-                theirs.apply_chat_template(turns, tokenize=False, add_generation_prompt=prompt)
+        for turns in _conversations():
+            assert _rendered(ours, turns, prompt) == _rendered(theirs, turns, prompt)
 
 
 def test_auto_chat_template_takes_the_models_own(vocab_models, tmp_path):
@@ -192,8 +208,8 @@ def test_different_vocabularies_without_a_tokenizer_setting_say_what_to_set(
 
 
 @pytest.mark.parametrize(("extra", "field", "rule"), [
-    ({"chat_template": "alpaca"}, "chat_template",
-     "one of the names ['chatml', 'llama3', 'mistral']"),
+    ({"chat_template": "vicuna"}, "chat_template",
+     "one of the names ['alpaca', 'chatml', 'exaone', 'llama3', 'mistral']"),
     ({"tokenizer_source": "base", "tokenizer": {"source": "base"}}, None,
      "either 'tokenizer_source' or a 'tokenizer' block"),
     ({"tokenizer": {"source": "union", "pad_to_multiple_of": 0}}, "tokenizer.pad_to_multiple_of",
