@@ -11,8 +11,9 @@ A recipe evaluated before (same content hash) is not evaluated again: its record
 result is told for the new candidate, whose trial says ``reused_from``. Reused results
 do not count against the budget of evaluations.
 
-Resuming (``resume=True``) rebuilds the optimizer from its saved state and tells it
-every finished trial of the study again (a no-op for those it knew); trials left RUNNING
+Resuming (``resume=True``) rebuilds the optimizer from its saved state (saved with each
+ask) and tells it every finished trial of the study again, in the order they finished
+(a no-op for those it knew); trials left RUNNING
 by an interrupted run are evaluated again under their own trial numbers; nothing
 finished is evaluated again.
 """
@@ -161,6 +162,8 @@ class CampaignLoop:
 
     def _restore(self, trials) -> None:
         finished = [t for t in trials if t.done and t.fitness is not None]
+        # in the order the results came, as the optimizer was told them
+        finished.sort(key=lambda t: t.finished)
         self.optimizer.tell([(t.candidate, t.fitness) for t in finished])
         for t in finished:
             if t.reused_from:
@@ -252,8 +255,9 @@ class CampaignLoop:
         self.record.finish(number, fitness, self.campaign.objectives, reused_from)
         if reused_from:
             self.status.reused += 1
+        # not saved here: the next ask saves the state with this result in it, and a
+        # resume before that tells it again from the study (in the order results came)
         self.optimizer.tell([(candidate, fitness)])
-        self.folder.save_optimizer(self.optimizer.state_dict())
         self._update_best()
 
     def _update_best(self) -> None:

@@ -13,7 +13,8 @@ the campaign's config hash and the package versions.
 
 The default storage is optuna's ``JournalFileBackend`` file ``OUT/study.journal``
 (append-only, locked, survives a killed process); any optuna storage URL works too, and
-``optuna-dashboard OUT/study.journal`` shows a campaign live. optuna is imported here only.
+``optuna-dashboard OUT/study.journal`` shows a campaign live. optuna is imported here and
+in :mod:`~evomerge.campaign.journal` only.
 
 >>> # record = StudyRecord.open("runs/c", "toy", ["maximize"])
 >>> # number = record.start(candidate, genes, recipe_hash)
@@ -70,22 +71,26 @@ def storage_url(out: Path | str, storage: str | None = None) -> str:
 
 
 def _storage(url: str):
+    """The optuna storage at ``url`` and a function making its last writes durable."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if url.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend
+        from evomerge.campaign.journal import DeferredSyncJournal
 
-        return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:"):]))
-    return optuna.storages.get_storage(url)
+        journal = DeferredSyncJournal(url[len("journal:"):])
+        return optuna.storages.JournalStorage(journal), journal.sync
+    return optuna.storages.get_storage(url), lambda: None  # a database commits each write
 
 
 class StudyRecord:
     """A campaign's optuna study: start, finish and read back trials."""
 
-    def __init__(self, storage, study, name: str):
+    def __init__(self, storage, study, name: str, sync=lambda: None):
         self.storage, self.study, self.name = storage, study, name
         self.study_id = storage.get_study_id_from_name(name)
+        #: makes the writes so far durable; called once per finished record
+        self.sync = sync
 
     @classmethod
     def open(cls, url: str, name: str, directions: list[str] | None = None,
@@ -94,7 +99,7 @@ class StudyRecord:
         """Open the study ``name`` at ``url``; ``directions`` given: create it when missing."""
         import optuna
 
-        storage = _storage(url)
+        storage, sync = _storage(url)
         if directions is None:
             try:
                 study = optuna.load_study(study_name=name, storage=storage)
@@ -109,10 +114,11 @@ class StudyRecord:
                 with warnings.catch_warnings():  # experimental in optuna, stable in use
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     study.set_metric_names(list(metric_names))  # names in optuna-dashboard
-        record = cls(storage, study, name)
+        record = cls(storage, study, name, sync)
         for key, value in (attrs or {}).items():
             if study.user_attrs.get(key) != value:
                 study.set_user_attr(key, value)
+        sync()
         return record
 
     @staticmethod
@@ -135,6 +141,7 @@ class StudyRecord:
                                 user_attrs={"uid": candidate.uid, "recipe_hash": recipe_hash,
                                             "candidate": _json(_slim(candidate))})
         trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
+        self.sync()
         return self.storage.get_trial(trial_id).number
 
     def finish(self, number: int, fitness: Fitness, objectives: ObjectiveSpec,
@@ -167,18 +174,21 @@ class StudyRecord:
         else:
             state = TrialState.PRUNED if fitness.status == "pruned" else TrialState.FAIL
             self.study.tell(number, state=state)
+        self.sync()
 
     def mark_interrupted(self, number: int) -> None:
         """A RUNNING trial whose evaluation a stop cut short (it stays RUNNING: a resume
         evaluates it again under its number)."""
         trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
         self.storage.set_trial_user_attr(trial_id, "interrupted", True)
+        self.sync()
 
     def set_report(self, uid: str, fitness: Fitness) -> None:
         """Record a candidate's scores on the report tasks."""
         self.study.set_user_attr(REPORT_PREFIX + uid, {
             "objectives": dict(fitness.objectives), "error": fitness.error,
             "eval_s": fitness.timings.get("eval_s"), "worker": fitness.worker})
+        self.sync()
 
     # -- reading ---------------------------------------------------------------------
 
@@ -200,6 +210,7 @@ class StudyRecord:
 
     def set_attr(self, key: str, value: Any) -> None:
         self.study.set_user_attr(key, value)
+        self.sync()
 
 
 def _read_trial(trial) -> TrialRecord:

@@ -101,6 +101,9 @@ class Optimizer(ABC):
     def history(self, told: Sequence[Told]) -> None:
         self._history = list(told)
         self._outcomes = {t.candidate.uid: t.fitness for t in self._history}
+        #: each result's state entry, made once: a campaign saves the state after every
+        #: ask, and converting the whole history each time grew with the campaign
+        self._entries: dict[str, dict[str, Any]] = {}
 
     def ask(self, n: int = 1) -> list[Candidate]:
         """Propose ``n`` new candidates; ``ask(0)`` returns ``[]`` and changes nothing."""
@@ -183,11 +186,16 @@ class Optimizer(ABC):
             "seed": self.seed,
             "objectives": {"names": list(self.objectives.names),
                            "directions": list(self.objectives.directions)},
-            "history": [
-                {"candidate": t.candidate.to_dict(), "fitness": t.fitness.to_dict()}
-                for t in self.history
-            ],
+            "history": [self._state_entry(t) for t in self.history],
         }
+
+    def _state_entry(self, told: Told) -> dict[str, Any]:
+        """One result as the state holds it (shared between states: do not mutate)."""
+        entry = self._entries.get(told.candidate.uid)
+        if entry is None:
+            entry = {"candidate": told.candidate.to_dict(), "fitness": told.fitness.to_dict()}
+            self._entries[told.candidate.uid] = entry
+        return entry
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("name") != self.name:
