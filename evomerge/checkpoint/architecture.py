@@ -9,7 +9,8 @@ regexes here are anchored on that container, so a name like ``model.layers.12.ml
 ``model.language_model.layers.N.``    Gemma 3 (and other) multimodal wrappers
 ``language_model.model.layers.N.``    LLaVA-style vision-language models: the language model
 ``vision_tower.encoder.layers.N.``    ... and their vision tower (``vision_tower.vision_model
-                                      .encoder.layers.N.``, ``model.vision_tower...`` too)
+                                      .encoder.layers.N.``, ``model.vision_tower...`` too;
+                                      Mistral 3's ``vision_tower.transformer.layers.N.``)
 ``model.decoder.layers.N.``           OPT
 ``transformer.h.N.`` / ``h.N.``       GPT-2 (with or without the ``transformer.`` prefix)
 ``gpt_neox.layers.N.``                GPT-NeoX / Pythia
@@ -47,7 +48,8 @@ TensorGroup = Literal["embedding", "attention", "mlp", "norm", "head", "other"]
 # The numbered container of transformer blocks; ``prefix`` ends just before the index.
 _LAYER_RE = re.compile(
     r"^(?P<prefix>(?:model\.(?:language_model\.|decoder\.)?|gpt_neox\.|language_model\.model\."
-    r"|(?:model\.)?vision_tower\.(?:vision_model\.)?encoder\.)layers\.|(?:transformer\.)?h\.)"
+    r"|(?:model\.)?vision_tower\.(?:vision_model\.)?encoder\.|vision_tower\.transformer\.)"
+    r"layers\.|(?:transformer\.)?h\.)"
     r"(?P<layer>\d+)\.(?P<rest>.+)$"
 )
 _ATTENTION_RE = re.compile(r"^(?:self_attn|attn|attention|self_attention)\.")

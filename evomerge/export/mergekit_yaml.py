@@ -21,8 +21,6 @@ from evomerge.errors import ConfigError
 from evomerge.export.passthrough import passthrough_ok, passthrough_recipe
 from evomerge.merge.recipe import NATIVE_FORMAT, Recipe, load_recipe_dict
 
-#: mergekit features evomerge does not implement; refused rather than silently ignored
-UNSUPPORTED_MERGEKIT_KEYS = ("modules",)
 NATIVE_ONLY_FIELDS = ("format", "name", "seed", "lines")
 
 
@@ -32,10 +30,6 @@ def is_native(data: dict[str, Any]) -> bool:
 
 def from_mergekit(data: dict[str, Any], file: Path | str | None = None) -> Recipe:
     """A recipe from a mergekit config mapping."""
-    for key in UNSUPPORTED_MERGEKIT_KEYS:
-        if key in data:
-            raise ConfigError(file, key, data[key],
-                              f"mergekit's {key!r} is not supported by evomerge")
     for key in NATIVE_ONLY_FIELDS:
         if key in data:
             raise ConfigError(file, key, data[key],

@@ -8,7 +8,12 @@ outside the layers take ``t = 0`` and come from the first slice (embeddings) or 
 slice (final norm and head).
 
 Parameter precedence for one tensor and one model: the slice source's own parameters,
-then the slice's, then the recipe's top-level ones.
+then the slice's, then the module's, then the recipe's top-level ones.
+
+A ``modules`` recipe plans each module on its own, over the module's own tensors
+(:mod:`evomerge.checkpoint.modules`), as mergekit does: its layers are numbered from 0
+and its gradients run over its own slices. Every module of the models must be given
+(mergekit writes nothing for a module left out: a checkpoint without it).
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evomerge.checkpoint.architecture import layer_stack, rename_layer, tensor_info
+from evomerge.checkpoint.modules import DEFAULT_MODULE, module_facts, split_modules
 from evomerge.errors import ConfigError
 from evomerge.merge.params import resolve_setting
-from evomerge.merge.recipe import OutputSlice, Recipe, SliceSource
+from evomerge.merge.recipe import ModuleEntry, OutputSlice, Recipe, SliceSource
 from evomerge.merge.validate import operator_of
 
 
@@ -34,17 +40,21 @@ class TensorTask:
     params: dict[str, Any] = field(default_factory=dict)
     layer: int | None = None  # output layer index (for LiNeS)
     num_layers: int = 0  # output layer count
+    module: str = DEFAULT_MODULE  # the module whose layers ``layer`` counts
 
 
-def normalized_slices(recipe: Recipe, num_layers: Callable[[str], int]) -> list[OutputSlice]:
-    """``models`` recipes as one slice over all layers, with the base added if unlisted."""
-    if recipe.slices:
-        return list(recipe.slices)
+def normalized_slices(recipe: Recipe, num_layers: Callable[[str], int],
+                      part: ModuleEntry | None = None) -> list[OutputSlice]:
+    """``models`` (of the recipe, or of one module ``part``) as one slice over all layers,
+    with the base added if unlisted."""
+    part = part or recipe.input_parts()[0][2]
+    if part.slices:
+        return list(part.slices)
     # built without validation: a model whose tensors sit in no numbered block has the
     # empty range (0, 0), which a slice in a file may not have
     sources = [SliceSource.model_construct(model=m.model, layer_range=(0, num_layers(m.model)),
-                                           parameters=m.parameters) for m in recipe.models]
-    if recipe.base_model and recipe.base_model not in [m.model for m in recipe.models]:
+                                           parameters=m.parameters) for m in part.models]
+    if recipe.base_model and recipe.base_model not in [m.model for m in part.models]:
         sources.append(SliceSource.model_construct(
             model=recipe.base_model, layer_range=(0, num_layers(recipe.base_model)),
             parameters=None))
@@ -52,16 +62,59 @@ def normalized_slices(recipe: Recipe, num_layers: Callable[[str], int]) -> list[
 
 
 def plan_merge(recipe: Recipe, tensor_names: Callable[[str], Sequence[str]],
-               file: Any = None) -> list[TensorTask]:
+               file: Any = None,
+               architecture: Callable[[str], str | None] = lambda model: None,
+               ) -> list[TensorTask]:
     """One :class:`TensorTask` per output tensor, in output order.
 
-    ``tensor_names(model)`` lists a source model's tensors (from its checkpoint index).
+    ``tensor_names(model)`` lists a source model's tensors (from its checkpoint index);
+    ``architecture(model)`` names its architecture (config.json's), which says how a
+    ``modules`` recipe splits it.
     """
+    if recipe.modules is None:
+        return _plan_part(recipe, "", recipe.input_parts()[0][2], DEFAULT_MODULE,
+                          tensor_names, file)
+    split = {}
+    for model in recipe.source_models():
+        try:
+            split[model] = split_modules(architecture(model), tensor_names(model))
+        except ValueError as exc:
+            raise ConfigError(file, "modules", sorted(recipe.modules),
+                              f"model {model!r}: {exc}") from None
+    for model, modules in split.items():
+        if set(modules) != set(recipe.modules):
+            raise ConfigError(file, "modules", sorted(recipe.modules),
+                              f"model {model!r} has the modules {sorted(modules)}: give "
+                              "each of them and no other (mergekit writes no tensor of a "
+                              "module left out)")
+    tasks: list[TensorTask] = []
+    for name, part in recipe.modules.items():
+        facts = module_facts(architecture(recipe.source_models()[0]), name)
+        tasks += _plan_part(recipe, f"modules.{name}.", part, name,
+                            lambda model, name=name: split[model][name], file,
+                            loose_first=bool(facts and facts.loose_from_first_slice))
+    return tasks
+
+
+def _part_models(recipe: Recipe, part: ModuleEntry) -> list[str]:
+    names = [recipe.base_model] if recipe.base_model else []
+    names += [m.model for m in part.models or []]
+    for s in part.slices or []:
+        names += [src.model for src in s.sources] + ([s.base_model] if s.base_model else [])
+    return list(dict.fromkeys(names))
+
+
+def _plan_part(recipe: Recipe, at: str, part: ModuleEntry, module: str,
+               tensor_names: Callable[[str], Sequence[str]], file: Any,
+               loose_first: bool = False) -> list[TensorTask]:
+    """The tasks of one part of the merge (the recipe's models or slices, or one module):
+    ``at`` prefixes its field paths in messages; ``loose_first``: every tensor outside
+    the layers comes from the first slice (else only the embeddings do)."""
     op = operator_of(recipe)
     by_layer: dict[str, dict[int, list[str]]] = {}
     outside: dict[str, list[str]] = {}
     stacks: dict[str, dict[str, int]] = {}  # model -> container of blocks -> its layers
-    for model in recipe.source_models():
+    for model in _part_models(recipe, part):
         layers: dict[int, list[str]] = {}
         rest = []
         counts = stacks[model] = {}
@@ -77,12 +130,14 @@ def plan_merge(recipe: Recipe, tensor_names: Callable[[str], Sequence[str]],
         return max(by_layer[model], default=-1) + 1
 
     several = next((m for m, counts in stacks.items() if len(counts) > 1), None)
-    if recipe.slices and several:
-        raise ConfigError(file, "slices", f"<{len(recipe.slices)} slices>",
+    if part.slices and several:
+        raise ConfigError(file, f"{at}slices", f"<{len(part.slices)} slices>",
                           f"model {several!r} has several stacks of layers "
                           f"({', '.join(stacks[several])}): a layer range cannot say which "
-                          "one it cuts; merge such models with 'models'")
-    slices = normalized_slices(recipe, count_layers)
+                          "one it cuts; merge such models with 'models', or give each "
+                          "stack's slices under 'modules' where its architecture has "
+                          "module names")
+    slices = normalized_slices(recipe, count_layers, part)
     total_layers = sum(s.sources[0].layer_range[1] - s.sources[0].layer_range[0]
                        for s in slices)
     tasks: list[TensorTask] = []
@@ -91,7 +146,7 @@ def plan_merge(recipe: Recipe, tensor_names: Callable[[str], Sequence[str]],
             layer: int | None, num_layers: int = total_layers) -> None:
         models = [s.model for s in sl.sources]
         base_model = sl.base_model or recipe.base_model
-        params = _resolve(op, recipe, sl, models, out_name, t, file)
+        params = _resolve(op, recipe, part, sl, models, out_name, t, file)
         pairs = list(zip(models, in_names))
         base = None
         if op.kind == "delta" or op.needs_base:
@@ -110,21 +165,24 @@ def plan_merge(recipe: Recipe, tensor_names: Callable[[str], Sequence[str]],
         try:
             resolved = op.resolve_params(params, len(pairs))
         except ConfigError as exc:  # a rule across parameters, met only on this tensor
-            raise ConfigError(file, f"parameters.{exc.field}", exc.value,
+            raise ConfigError(file, f"{at}parameters.{exc.field}", exc.value,
                               f"{exc.rule} (tensor {out_name!r}, models "
                               f"{[m for m, _ in pairs]})") from None
-        tasks.append(TensorTask(out_name, tuple(pairs), base, resolved, layer, num_layers))
+        tasks.append(TensorTask(out_name, tuple(pairs), base, resolved, layer, num_layers,
+                                module))
 
     first = slices[0]
     head_model = first.sources[0].model
-    pre = [n for n in outside[head_model] if tensor_info(n).group == "embedding"]
-    post = [n for n in outside[head_model] if tensor_info(n).group != "embedding"]
+    pre = [n for n in outside[head_model]
+           if loose_first or tensor_info(n).group == "embedding"]
+    post = [n for n in outside[head_model] if n not in pre]
     for name in pre:
         add(name, [name] * len(first.sources), first, 0.0, None)
     for i, sl in enumerate(slices):
         for j, src in enumerate(sl.sources):
             if src.layer_range[1] > count_layers(src.model):
-                field = f"slices[{i}].sources[{j}].layer_range" if recipe.slices else "models"
+                field = (f"{at}slices[{i}].sources[{j}].layer_range" if part.slices
+                         else f"{at}models")
                 raise ConfigError(file, field, list(src.layer_range),
                                   f"model {src.model!r} has only "
                                   f"{count_layers(src.model)} layers")
@@ -156,15 +214,15 @@ def defined_tensors(recipe: Recipe, tensor_names: Callable[[str], Sequence[str]]
     return [task.out_name for task in plan_merge(recipe, tensor_names)]
 
 
-def _resolve(op, recipe: Recipe, sl: OutputSlice, models: list[str], tensor: str,
-             t: float, file: Any) -> dict[str, Any]:
+def _resolve(op, recipe: Recipe, part: ModuleEntry, sl: OutputSlice, models: list[str],
+             tensor: str, t: float, file: Any) -> dict[str, Any]:
     """Per-tensor parameter values: per-model ones as a list aligned with ``models``."""
     out: dict[str, Any] = {}
     for spec in op.params:
         if spec.per_model:
             values = []
             for src in sl.sources:
-                levels = [src.parameters, sl.parameters, recipe.parameters]
+                levels = [src.parameters, sl.parameters, part.parameters, recipe.parameters]
                 values.append(_first(levels, spec.name, tensor, t))
             if all(v is None for v in values):
                 continue
@@ -176,7 +234,8 @@ def _resolve(op, recipe: Recipe, sl: OutputSlice, models: list[str], tensor: str
                                       f"{model!r} (tensor {tensor!r})")
             out[spec.name] = [spec.default if v is None else v for v in values]
         else:
-            v = _first([sl.parameters, recipe.parameters], spec.name, tensor, t)
+            v = _first([sl.parameters, part.parameters, recipe.parameters], spec.name,
+                       tensor, t)
             if v is not None:
                 out[spec.name] = v
     return out

@@ -1,9 +1,10 @@
 """The Recipe: a merge plan, validated before any model is loaded.
 
-The schema follows mergekit's config (``merge_method``, ``base_model``, ``models`` or
-``slices``, ``parameters``, ``dtype``, ``tokenizer_source``) so that a mergekit file means
-the same thing here, and adds what search needs: a ``seed`` for random methods, LiNeS
-scaling, and a ``format`` marker that tells a native recipe from a mergekit file.
+The schema follows mergekit's config (``merge_method``, ``base_model``, ``models``,
+``slices`` or ``modules``, ``parameters``, ``dtype``, ``tokenizer_source``) so that a
+mergekit file means the same thing here, and adds what search needs: a ``seed`` for
+random methods, LiNeS scaling, and a ``format`` marker that tells a native recipe from a
+mergekit file.
 
 >>> r = Recipe.model_validate({"merge_method": "linear",
 ...     "models": [{"model": "a", "parameters": {"weight": 0.3}},
@@ -31,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from evomerge.checkpoint.modules import DEFAULT_MODULE
 from evomerge.config_io import read_yaml, validate_config
 from evomerge.merge.dtypes import DTYPE_NAMES
 from evomerge.merge.operators import LINES_PARAMS
@@ -79,6 +81,22 @@ class OutputSlice(_Strict):
         return self
 
 
+class ModuleEntry(_Strict):
+    """One module's inputs (mergekit's ``modules.<name>``): its own ``models`` or
+    ``slices`` (layer ranges over the module's own stack) and parameters, which rank below
+    a slice's and above the recipe's."""
+
+    models: list[ModelEntry] | None = None
+    slices: list[OutputSlice] | None = None
+    parameters: Settings | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> ModuleEntry:
+        if bool(self.models) == bool(self.slices):
+            raise ValueError("give a module either 'models' or 'slices' (one, not empty)")
+        return self
+
+
 #: LiNeS (Wang et al. 2025): scale block l's merged task vector by alpha + beta*l/(L-1).
 #: Its fields are LINES_PARAMS, the one table of its parameters and their rules.
 Lines = create_model("Lines", __base__=_Strict,
@@ -101,6 +119,8 @@ class Recipe(_Strict):
     base_model: str | None = None
     models: list[ModelEntry] | None = None
     slices: list[OutputSlice] | None = None
+    #: per-module inputs of a model with several modules (see evomerge.checkpoint.modules)
+    modules: dict[str, ModuleEntry] | None = None
     parameters: Settings | None = None
     dtype: Literal[DTYPE_NAMES] | None = None
     out_dtype: Literal[DTYPE_NAMES] | None = None
@@ -120,15 +140,16 @@ class Recipe(_Strict):
             check_merged_use(self.routing, self.merge_method is not None)
         if self.merge_method is None:
             return self._routing_only()
-        if self.models is not None and self.slices is not None:
-            raise ValueError("give either 'models' or 'slices', not both")
+        given = [f for f in ("models", "slices", "modules") if getattr(self, f) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of 'models', 'slices' and 'modules', not {given}")
         if self.tokenizer_source is not None and self.tokenizer is not None:
             raise ValueError("give either 'tokenizer_source' or a 'tokenizer' block, not both")
         if self.chat_template is not None:
             check_chat_template(self.chat_template)
-        if not self.models and not self.slices:
-            raise ValueError("the model list is empty: give 'models' (or 'slices') "
-                             "with at least one model")
+        if not self.models and not self.slices and not self.modules:
+            raise ValueError("the model list is empty: give 'models' (or 'slices' or "
+                             "'modules') with at least one model")
         check_recipe(self)
         return self
 
@@ -136,7 +157,8 @@ class Recipe(_Strict):
         if self.routing is None:
             raise ValueError("give 'merge_method' (a weight merge), 'routing' (a layer "
                              "path), or both")
-        merge_fields = [f for f in ("base_model", "models", "slices", "parameters", "lines")
+        merge_fields = [f for f in ("base_model", "models", "slices", "modules", "parameters",
+                                    "lines")
                         if getattr(self, f) is not None]
         if merge_fields:
             raise ValueError(f"{merge_fields[0]!r} belongs to a weight merge: give "
@@ -145,30 +167,46 @@ class Recipe(_Strict):
 
     # -- derived facts ---------------------------------------------------------------
 
+    def input_parts(self) -> list[tuple[str, str, ModuleEntry]]:
+        """(module, field path prefix, inputs) of each part merged on its own: each
+        module, or the recipe's own ``models`` or ``slices`` as the one module
+        ``default`` (prefix ``""``)."""
+        if self.modules is not None:
+            return [(name, f"modules.{name}.", m) for name, m in self.modules.items()]
+        return [(DEFAULT_MODULE, "", ModuleEntry.model_construct(
+            models=self.models, slices=self.slices, parameters=None))]
+
+    def has_slices(self) -> bool:
+        """Whether some part of the merge is given as layer slices."""
+        return any(part.slices for _, _, part in self.input_parts())
+
     def source_models(self) -> list[str]:
         """Every model the weight merge reads, base first, without repeats, in order
         (a routing's models are ``routing.models()``)."""
         names: list[str] = [self.base_model] if self.base_model else []
-        for m in self.models or []:
-            names.append(m.model)
-        for s in self.slices or []:
-            names.extend(src.model for src in s.sources)
-            if s.base_model:
-                names.append(s.base_model)
+        for _, _, part in self.input_parts():
+            for m in part.models or []:
+                names.append(m.model)
+            for s in part.slices or []:
+                names.extend(src.model for src in s.sources)
+                if s.base_model:
+                    names.append(s.base_model)
         return list(dict.fromkeys(names))
 
     def all_settings(self) -> list[tuple[str, str, Setting]]:
         """(field path, parameter name, setting) for every parameter in the recipe."""
         out = [(f"parameters.{k}", k, v) for k, v in (self.parameters or {}).items()]
-        for i, m in enumerate(self.models or []):
-            out += [(f"models[{i}].parameters.{k}", k, v)
-                    for k, v in (m.parameters or {}).items()]
-        for i, s in enumerate(self.slices or []):
-            out += [(f"slices[{i}].parameters.{k}", k, v)
-                    for k, v in (s.parameters or {}).items()]
-            for j, src in enumerate(s.sources):
-                out += [(f"slices[{i}].sources[{j}].parameters.{k}", k, v)
-                        for k, v in (src.parameters or {}).items()]
+        for _, at, part in self.input_parts():
+            out += [(f"{at}parameters.{k}", k, v) for k, v in (part.parameters or {}).items()]
+            for i, m in enumerate(part.models or []):
+                out += [(f"{at}models[{i}].parameters.{k}", k, v)
+                        for k, v in (m.parameters or {}).items()]
+            for i, s in enumerate(part.slices or []):
+                out += [(f"{at}slices[{i}].parameters.{k}", k, v)
+                        for k, v in (s.parameters or {}).items()]
+                for j, src in enumerate(s.sources):
+                    out += [(f"{at}slices[{i}].sources[{j}].parameters.{k}", k, v)
+                            for k, v in (src.parameters or {}).items()]
         return out
 
     def to_dict(self) -> dict[str, Any]:

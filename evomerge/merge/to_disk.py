@@ -23,6 +23,7 @@ from evomerge.checkpoint.architecture import (
     with_layer_count,
     with_vocab_size,
 )
+from evomerge.checkpoint.modules import architecture_of, module_facts
 from evomerge.checkpoint.writer import check_target
 from evomerge.errors import CheckpointError, ConfigError
 from evomerge.merge.apply import merged_tensor
@@ -102,7 +103,7 @@ class MergeReport:
 def open_sources(recipe: Recipe, allow_pickle: bool = False) -> dict[str, CheckpointReader]:
     """Open every model the recipe reads; missing or unsafe folders fail here."""
     readers = {m: CheckpointReader(m, allow_pickle=allow_pickle) for m in recipe.source_models()}
-    if not recipe.slices:  # slices may combine differently shaped models on purpose
+    if not recipe.has_slices():  # slices may combine differently shaped models on purpose
         check_compatible(list(readers.values()), ignore=is_vocabulary_tensor)
     if not tokenizer_settings(recipe):  # else vocabulary matrices are aligned first
         _check_same_vocabulary(readers)
@@ -162,7 +163,8 @@ def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
     out_dir = Path(out_dir)
     check_target(out_dir, overwrite)  # before loading anything
     readers = open_sources(recipe, allow_pickle)
-    tasks = plan_merge(recipe, lambda m: readers[m].tensor_names(), recipe_file)
+    tasks = plan_merge(recipe, lambda m: readers[m].tensor_names(), recipe_file,
+                       lambda m: architecture_of(readers[m].config))
     template = recipe.base_model or recipe.source_models()[0]
     config_source = readers[template]
     vocabulary = build_vocabulary(recipe, {m: r.config for m, r in readers.items()},
@@ -254,12 +256,23 @@ def _output_config(recipe: Recipe, source: CheckpointReader, tasks, dtype) -> di
     config = dict(source.config)
     if not config:
         raise CheckpointError(f"model folder '{source.path}' has no config.json")
-    # only slices change the depth: each output block names the source block it copies
-    # (its first input's), for the layer count under whatever key and per-block lists
-    sources = {t.layer: tensor_info((t.inputs or [t.base])[0][1]).layer
-               for t in tasks if t.layer is not None}
-    if sources and recipe.slices:
-        config = with_layer_count(config, [sources[i] for i in sorted(sources)])
+    architecture = architecture_of(config)
+    for module, _, part in recipe.input_parts():
+        if not part.slices:  # only slices change the depth
+            continue
+        # each output block names the source block it copies (its first input's), for
+        # the layer count under whatever key and per-block lists
+        sources = {t.layer: tensor_info((t.inputs or [t.base])[0][1]).layer
+                   for t in tasks if t.layer is not None and t.module == module}
+        if not sources:
+            continue
+        blocks = [sources[i] for i in sorted(sources)]
+        facts = module_facts(architecture, module)
+        if facts is None:
+            config = with_layer_count(config, blocks)
+        elif facts.config_section and isinstance(config.get(facts.config_section), dict):
+            config[facts.config_section] = with_layer_count(config[facts.config_section],
+                                                            blocks)
     chosen = dtype or recipe.out_dtype or recipe.dtype
     if chosen:  # transformers 5 names it ``dtype`` (``torch_dtype`` is its old alias)
         config["dtype"] = chosen

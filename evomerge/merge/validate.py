@@ -66,7 +66,7 @@ def check_recipe(recipe: Recipe) -> None:
             raise ConfigError(None, path, setting,
                               f"method {op.name!r} has no parameter {name!r}{hint} "
                               f"(its parameters: {known})")
-        if not spec.per_model and (".sources[" in path or path.startswith("models[")):
+        if not spec.per_model and (".sources[" in path or "models[" in path):
             raise ConfigError(None, path, setting,
                               f"{name!r} is a global parameter of {op.name!r}; "
                               "set it under the top-level 'parameters'")
@@ -76,7 +76,7 @@ def check_recipe(recipe: Recipe) -> None:
         if recipe.lines is not None:
             spec.validate(getattr(recipe.lines, spec.name), f"lines.{spec.name}")
     if op.needs_base and not recipe.base_model and not any(
-            s.base_model for s in recipe.slices or []):
+            s.base_model for _, _, part in recipe.input_parts() for s in part.slices or []):
         raise ConfigError(None, "base_model", None,
                           f"method {op.name!r} needs a base model; set 'base_model'")
     for field, models, base in _input_groups(recipe):
@@ -89,7 +89,11 @@ def check_recipe(recipe: Recipe) -> None:
 
 def _input_groups(recipe: Recipe) -> list[tuple[str, list[str], str | None]]:
     """(field, models listed, base) for each group of models merged together."""
-    if recipe.models:
-        return [("models", [m.model for m in recipe.models], recipe.base_model)]
-    return [(f"slices[{i}].sources", [s.model for s in sl.sources],
-             sl.base_model or recipe.base_model) for i, sl in enumerate(recipe.slices or [])]
+    groups = []
+    for _, at, part in recipe.input_parts():
+        if part.models:
+            groups.append((f"{at}models", [m.model for m in part.models], recipe.base_model))
+        groups += [(f"{at}slices[{i}].sources", [s.model for s in sl.sources],
+                    sl.base_model or recipe.base_model)
+                   for i, sl in enumerate(part.slices or [])]
+    return groups

@@ -1,8 +1,9 @@
-"""Random tiny LLaVA-style vision-language checkpoints, for tests of merging them.
+"""Random tiny vision-language checkpoints, for tests of merging them.
 
-Saved as transformers writes them: the language model's blocks under
-``language_model.model.layers.N``, the vision tower's under
-``vision_tower.encoder.layers.N``, and the ``multi_modal_projector`` between them.
+Saved as transformers writes them: LLaVA's language model blocks under
+``language_model.model.layers.N``, its vision tower's under
+``vision_tower.encoder.layers.N``, and the ``multi_modal_projector`` between them;
+Mistral 3's the same but for its vision tower's ``vision_tower.transformer.layers.N``.
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -40,6 +41,32 @@ def save_random_llava(out_dir: Path | str, seed: int = 0, text_layers: int = 2,
     with torch.random.fork_rng(devices=[]):  # seeded init; the caller's RNG is left alone
         torch.manual_seed(seed)
         model = LlavaForConditionalGeneration(config)
+    out = Path(out_dir)
+    model.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def save_random_mistral3(out_dir: Path | str, seed: int = 0, text_layers: int = 2,
+                         vision_layers: int = 3, hidden_size: int = 32) -> Path:
+    """Save a randomly initialised Mistral 3 (Mistral text model, Pixtral vision tower)."""
+    from transformers import (
+        Mistral3Config,
+        Mistral3ForConditionalGeneration,
+        MistralConfig,
+        PixtralVisionConfig,
+    )
+
+    sizes = dict(hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                 num_attention_heads=4, head_dim=hidden_size // 4)
+    text = MistralConfig(vocab_size=64, num_hidden_layers=text_layers, num_key_value_heads=2,
+                         **sizes)
+    vision = PixtralVisionConfig(num_hidden_layers=vision_layers, image_size=28,
+                                 patch_size=14, **sizes)
+    config = Mistral3Config(text_config=text, vision_config=vision, image_token_index=63,
+                            spatial_merge_size=1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Mistral3ForConditionalGeneration(config)
     out = Path(out_dir)
     model.save_pretrained(out, safe_serialization=True)
     return out

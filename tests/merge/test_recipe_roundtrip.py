@@ -80,7 +80,7 @@ def test_native_only_features_refuse_mergekit_export():
         to_mergekit(recipe)
 
 
-def test_unsupported_mergekit_keys_are_refused():
+def test_empty_modules_are_refused():
     with pytest.raises(ConfigError, match="modules"):
         from_mergekit({"merge_method": "linear", "modules": {}})
 
