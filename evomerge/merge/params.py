@@ -45,6 +45,21 @@ def _is_scalar(v: Any) -> bool:
     return isinstance(v, (bool, int, float))
 
 
+def _numbers(v: Any) -> Any:
+    """``v`` with number-like text read as numbers, at any depth: YAML 1.1 reads ``1e-5``
+    (no dot) as text, and mergekit reads such text as the number it spells."""
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    if isinstance(v, list):
+        return [_numbers(x) for x in v]
+    if isinstance(v, dict) and "value" in v:
+        return {**v, "value": _numbers(v["value"])}
+    return v
+
+
 def _conditional(entry: Any, where: str) -> Conditional:
     if isinstance(entry, Conditional):
         return entry
@@ -70,11 +85,14 @@ def parse_setting(setting: Any) -> Any:
 
     >>> parse_setting({"filter": "mlp", "value": 0.5})
     Conditional(filter='mlp', value=0.5)
+    >>> parse_setting(["1e-5", 1e-3])
+    [1e-05, 0.001]
     >>> parse_setting("heavy")
     Traceback (most recent call last):
     ...
     ValueError: must be a number, true or false, a list of numbers (a gradient over the layers), or a list of {filter, value} entries
     """
+    setting = _numbers(setting)
     if _is_scalar(setting) or isinstance(setting, Conditional):
         return setting
     if isinstance(setting, dict):

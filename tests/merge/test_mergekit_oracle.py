@@ -100,6 +100,11 @@ def _configs(m: dict[str, Path]) -> dict[str, dict]:
         "model_stock_with_weight": {"merge_method": "model_stock", "base_model": base,
                                     "models": [{"model": a, "parameters": {"weight": 1.0}},
                                                {"model": b, "parameters": {"weight": 1.0}}]},
+        # YAML 1.1 reads 1e-1 (no dot) as text; mergekit reads it as the number
+        "number_text": {"merge_method": "linear", "models": [
+            {"model": a, "parameters": {"weight": "1e-1"}},
+            {"model": b, "parameters": {"weight": [{"filter": "mlp", "value": ["2e-1", 9e-1]},
+                                                   {"value": "5e-1"}]}}]},
         "slerp_slices": {"merge_method": "slerp", "base_model": base, "slices": [
             {"sources": [{"model": base, "layer_range": [0, 3]},
                          {"model": b, "layer_range": [0, 3]}]}],
@@ -110,7 +115,7 @@ def _configs(m: dict[str, Path]) -> dict[str, dict]:
 CASES = ["linear", "task_arithmetic", "ties", "ties_gradient_filters", "breadcrumbs",
          "breadcrumbs_ties", "dare_ties_density_1", "dare_linear_density_1",
          "della_density_1", "slerp", "model_stock", "passthrough", "slerp_slices",
-         "slerp_with_weight", "model_stock_with_weight"]
+         "slerp_with_weight", "model_stock_with_weight", "number_text"]
 
 
 @pytest.mark.parametrize("case", CASES)
