@@ -47,6 +47,7 @@ from pydantic import (
     model_validator,
 )
 
+from evomerge.campaign.fidelity import build_pruner
 from evomerge.checkpoint.reader import CheckpointReader
 from evomerge.config_io import read_yaml, validate_config
 from evomerge.errors import CheckpointError, ConfigError
@@ -57,6 +58,7 @@ from evomerge.evaluate import (
     load_evaluation_config,
 )
 from evomerge.evaluate.base import settings_hash
+from evomerge.evaluate.config import FidelityConfig
 from evomerge.execute.base import EXECUTORS
 from evomerge.merge.recipe import load_recipe_dict
 from evomerge.optim.base import ObjectiveSpec
@@ -264,6 +266,8 @@ def campaign_from_dict(data: dict[str, Any], file: Path | None = None) -> Campai
     evaluator = build_search_evaluator(evaluation, file or "<config>",
                                        reference_state=_never_read)
     objectives = _objectives(evaluator.objectives(), config.objectives, file)
+    if evaluation.fidelity is not None:
+        _check_fidelity(evaluation.fidelity, objectives, file)
     campaign = Campaign(config, file, bound, evaluation, objectives)
     try:
         if config.optimizer.name == M2N2:  # members are coefficient matrices of the space
@@ -285,6 +289,17 @@ def _basis_gram(form: CoefficientForm) -> Any:
     finally:
         for reader in readers.values():
             reader.close()
+
+
+def _check_fidelity(fidelity: FidelityConfig, objectives: ObjectiveSpec,
+                    file: Path | None) -> None:
+    """Fidelity levels need one objective (the pruners compare one number) and options
+    the rule's pruner takes."""
+    if len(objectives.names) != 1:
+        raise ConfigError(file, "evaluation.fidelity", fidelity.rule,
+                          "a pruning rule compares one number, but the campaign optimises "
+                          f"{list(objectives.names)}: choose one objective, or no fidelity")
+    build_pruner(fidelity, file)
 
 
 def _objectives(available: dict[str, str], chosen: list[str] | None,

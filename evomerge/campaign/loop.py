@@ -26,8 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from evomerge.campaign.choice import best_trials
+from evomerge.campaign.fidelity import Promotion
 from evomerge.campaign.folder import CampaignFolder
 from evomerge.campaign.study import StudyRecord
+from evomerge.evaluate.fidelity import LevelJob
 from evomerge.execute.base import Executor
 from evomerge.execute.batch import evaluate_all
 from evomerge.optim.base import Optimizer
@@ -56,6 +58,9 @@ class LoopStatus:
     reported: int = 0
     #: seconds the loop itself spent asking, decoding, recording and telling
     driver_s: float = 0.0
+    #: candidates a fidelity rule stopped before the last level, and documents scored
+    pruned: int = 0
+    documents: int = 0
     stopped: str | None = None
 
     @property
@@ -69,6 +74,22 @@ class _InFlight:
     number: int
     recipe_hash: str
     waiting: list[tuple[Candidate, int]] = field(default_factory=list)
+    #: the fidelity level being scored, the scores of the levels before it, and the
+    #: seconds and documents those levels took
+    level: int = 0
+    prior: dict[str, dict[str, float]] = field(default_factory=dict)
+    spent: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Queued:
+    """A candidate to dispatch: a resumed trial has its number, and its last finished
+    fidelity level with that level's scores."""
+
+    candidate: Candidate
+    number: int | None = None
+    level: int | None = None
+    level_fitness: Fitness | None = None
 
 
 class CampaignLoop:
@@ -87,6 +108,9 @@ class CampaignLoop:
         self.budget = self.campaign.config.budget
         self.status = LoopStatus(budget=self.budget.evaluations, hours=self.budget.hours,
                                  objective=self.campaign.objectives.names[0])
+        fidelity = self.campaign.evaluation.fidelity
+        self.promotion = (None if fidelity is None
+                          else Promotion(fidelity, self.campaign.objectives.names[0]))
 
     def run(self, resume: bool = False) -> LoopStatus:
         record = self.folder.open_record(create=True)
@@ -95,7 +119,7 @@ class CampaignLoop:
         self._done: dict[str, tuple[str, Fitness]] = {}
         self._inflight: dict[str, _InFlight] = {}
         self._by_hash: dict[str, _InFlight] = {}
-        self._queue: deque[tuple[Candidate, int]] = deque()
+        self._queue: deque[_Queued] = deque()
         self._restore(record.trials())
         prior_s = float(record.user_attrs.get("elapsed_s", 0.0))
         start = time.monotonic()
@@ -170,15 +194,16 @@ class CampaignLoop:
                 self.status.reused += 1
             else:
                 self.status.evaluations += 1
-                self.status.failures += not t.fitness.is_ok
+                self.status.failures += t.fitness.status == "failed"
+                self.status.pruned += t.fitness.status == "pruned"
                 if t.recipe_hash:
                     self._done[t.recipe_hash] = (t.candidate.uid, t.fitness)
         for t in trials:
             if t.state == "RUNNING":
-                self._queue.append((t.candidate, t.number))
+                self._queue.append(_Queued(t.candidate, t.number, t.level, t.level_fitness))
         if self._asked is not None and self._asked.uid not in {t.candidate.uid for t in trials}:
             # proposed, then killed before its trial was recorded
-            self._queue.append((self._asked, None))
+            self._queue.append(_Queued(self._asked))
         self._update_best()
 
     # -- submitting ------------------------------------------------------------------
@@ -198,8 +223,9 @@ class CampaignLoop:
 
     def _next(self) -> bool:
         """Dispatch one candidate; False when its result was reused."""
-        if self._queue:
-            candidate, number = self._queue.popleft()
+        queued = self._queue.popleft() if self._queue else None
+        if queued is not None:
+            candidate, number = queued.candidate, queued.number
         else:
             candidate, number = self.optimizer.ask(1)[0], None
             self.folder.save_optimizer(self.optimizer.state_dict(), asked=candidate)
@@ -227,8 +253,22 @@ class CampaignLoop:
             return False
         flight = _InFlight(candidate, number, digest)
         self._inflight[candidate.uid] = self._by_hash[digest] = flight
-        self.executor.submit(candidate.uid, candidate.recipe)
+        if queued is not None and queued.level is not None:
+            # resumed after a finished level: decide again whether it goes on
+            flight.level = queued.level
+            flight.spent["documents"] = float(sum(
+                map(len, queued.level_fitness.sample_scores.values())))
+            self._after_level(flight, queued.level_fitness)
+        else:
+            self._submit(flight)
         return True
+
+    def _submit(self, flight: _InFlight) -> None:
+        if self.promotion is None:
+            self.executor.submit(flight.candidate.uid, flight.candidate.recipe)
+        else:
+            self.executor.submit(flight.candidate.uid, flight.candidate.recipe,
+                                 job=LevelJob(flight.level, flight.prior))
 
     def _start(self, candidate: Candidate, digest: str | None, number: int | None) -> int:
         if number is None:
@@ -240,15 +280,49 @@ class CampaignLoop:
     # -- results ---------------------------------------------------------------------
 
     def _finish(self, uid: str, fitness: Fitness) -> None:
-        flight = self._inflight.pop(uid)
+        flight = self._inflight[uid]
+        if self.promotion is not None:
+            fitness = self._spend(flight, fitness)
+            if fitness.is_ok and flight.level < self.promotion.last:
+                steps = self.promotion.steps(flight.level, fitness.objectives,
+                                             fitness.sample_scores, flight.prior)
+                self.record.record_level(flight.number, flight.level, fitness, steps)
+                self._after_level(flight, fitness)
+                return
+        self._complete(flight, fitness)
+
+    def _after_level(self, flight: _InFlight, fitness: Fitness) -> None:
+        """After a recorded level below the last: the candidate goes on to the next level,
+        or ends as a pruned result with that level's scores."""
+        if self.promotion.goes_on(self.record.study, self.record.frozen_trial(flight.number)):
+            flight.level += 1
+            flight.prior = fitness.sample_scores
+            self._submit(flight)
+            return
+        self.status.pruned += 1
+        self._complete(flight, replace(fitness, status="pruned"))
+
+    def _complete(self, flight: _InFlight, fitness: Fitness) -> None:
+        """The candidate's final result: its trial and every candidate waiting on the
+        same recipe are closed with it."""
+        uid = flight.candidate.uid
+        self._inflight.pop(uid)
         self._by_hash.pop(flight.recipe_hash, None)
         self.status.evaluations += 1
         self.status.run_evaluations += 1
-        self.status.failures += not fitness.is_ok
+        self.status.failures += fitness.status == "failed"
         self._done[flight.recipe_hash] = (uid, fitness)
         self._close(flight.candidate, flight.number, fitness)
         for candidate, number in flight.waiting:
             self._close(candidate, number, fitness, reused_from=uid)
+
+    def _spend(self, flight: _InFlight, fitness: Fitness) -> Fitness:
+        """Add a level's seconds and documents to the candidate's; the last result
+        carries the totals."""
+        for key in ("merge_s", "eval_s", "model_s", "documents"):
+            flight.spent[key] = flight.spent.get(key, 0.0) + fitness.timings.get(key, 0.0)
+        self.status.documents += int(fitness.timings.get("documents", 0))
+        return replace(fitness, timings={**fitness.timings, **flight.spent})
 
     def _close(self, candidate: Candidate, number: int, fitness: Fitness,
                reused_from: str | None = None) -> None:

@@ -7,6 +7,9 @@ attributes: ``uid``, ``recipe_hash``, ``metrics`` (every objective the evaluatio
 reported, and each as ``metric:<name>`` to sort by), ``merge_s``, ``eval_s``, ``worker``,
 ``error``, ``reused_from`` (a recipe evaluated before), and ``candidate`` / ``fitness`` as
 JSON text; the per-document scores are the system attribute ``evomerge:sample_scores``.
+With fidelity levels, each level a candidate finishes adds intermediate values and the
+attribute ``fidelity`` (the level and its scores); a candidate stopped between levels is
+PRUNED, its scores those of its last level.
 From these a resumed campaign restores its records exactly. The study's metric names are
 the objectives' names. The study's own attributes hold
 the campaign's config hash and the package versions.
@@ -38,6 +41,8 @@ from evomerge.records import Candidate, Fitness
 JOURNAL = "study.journal"
 REPORT_PREFIX = "report:"
 SAMPLE_SCORES = "evomerge:sample_scores"
+#: the last fidelity level a trial finished: ``{"level", "objectives", "documents"}``
+FIDELITY = "fidelity"
 
 
 class NoStudyYet(ConfigError):
@@ -59,6 +64,9 @@ class TrialRecord:
     finished: Any
     #: its scores on the report tasks, when it was chosen for them (see ``report:<uid>``)
     report: dict[str, Any] | None = None
+    #: the last fidelity level it finished and that level's scores (``fidelity``)
+    level: int | None = None
+    level_fitness: Fitness | None = None
 
     @property
     def done(self) -> bool:
@@ -176,6 +184,25 @@ class StudyRecord:
             self.study.tell(number, state=state)
         self.sync()
 
+    def record_level(self, number: int, level: int, fitness: Fitness,
+                     steps: dict[int, float]) -> None:
+        """A fidelity level the candidate finished: its intermediate values, its scores
+        so far (``fidelity``, and the per-document scores a next level builds on)."""
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+        for step, value in steps.items():
+            self.storage.set_trial_intermediate_value(trial_id, step, value)
+        self.storage.set_trial_system_attr(trial_id, SAMPLE_SCORES,
+                                           _json(fitness.sample_scores))
+        self.storage.set_trial_user_attr(trial_id, FIDELITY, {
+            "level": level, "objectives": dict(fitness.objectives),
+            "documents": sum(map(len, fitness.sample_scores.values()))})
+        self.sync()
+
+    def frozen_trial(self, number: int):
+        """The optuna trial as a pruner reads it."""
+        return self.storage.get_trial(
+            self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number))
+
     def mark_interrupted(self, number: int) -> None:
         """A RUNNING trial whose evaluation a stop cut short (it stays RUNNING: a resume
         evaluates it again under its number)."""
@@ -216,15 +243,20 @@ class StudyRecord:
 def _read_trial(trial) -> TrialRecord:
     attrs = trial.user_attrs
     candidate = Candidate.from_dict(json.loads(attrs["candidate"]))
-    fitness = None
+    fitness = level_fitness = None
+    samples = json.loads(trial.system_attrs.get(SAMPLE_SCORES, "{}"))
     if "fitness" in attrs:
         fitness = Fitness.from_dict(json.loads(attrs["fitness"]))
-        fitness.sample_scores = json.loads(trial.system_attrs.get(SAMPLE_SCORES, "{}"))
+        fitness.sample_scores = samples
+    level = attrs.get(FIDELITY)
+    if level is not None:
+        level_fitness = Fitness.ok(level["objectives"], sample_scores=samples)
     return TrialRecord(
         number=trial.number, state=trial.state.name, candidate=candidate, fitness=fitness,
         recipe_hash=attrs.get("recipe_hash"), reused_from=attrs.get("reused_from"),
         worker=attrs.get("worker"), started=trial.datetime_start,
-        finished=trial.datetime_complete)
+        finished=trial.datetime_complete,
+        level=None if level is None else level["level"], level_fitness=level_fitness)
 
 
 def _slim(candidate: Candidate) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+from evomerge.evaluate.fidelity import LevelJob
 from evomerge.records import Direction, Fitness
 
 SCORE = "score"
@@ -118,13 +119,19 @@ class Evaluator(ABC):
         self._ready = True
         return time.perf_counter() - start
 
-    def evaluate(self, model: Any, tokenizer: Any) -> Fitness:
-        """Score one candidate; never raises for a problem with the candidate itself."""
+    def score_level(self, model: Any, tokenizer: Any, job: LevelJob) -> Scores:
+        """Measure one candidate on a fidelity level (evaluators that have levels)."""
+        raise NotImplementedError(f"the {self.kind} evaluator has no fidelity levels")
+
+    def evaluate(self, model: Any, tokenizer: Any, job: LevelJob | None = None) -> Fitness:
+        """Score one candidate (``job``: on one fidelity level); never raises for a
+        problem with the candidate itself."""
         setup_s = self.setup(model, tokenizer)
         start = time.perf_counter()
         directions = dict(self.objectives())
         try:
-            scores = self.score(model, tokenizer)
+            scores = (self.score(model, tokenizer) if job is None
+                      else self.score_level(model, tokenizer, job))
         except Exception:  # one bad candidate must not stop the campaign
             return Fitness.failed(
                 traceback.format_exc(),

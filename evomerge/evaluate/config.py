@@ -178,6 +178,32 @@ class PythonFunctionConfig(_Strict):
         return v
 
 
+FidelityRule = Literal["successive_halving", "median", "hyperband", "wilcoxon"]
+
+
+class FidelityConfig(_Strict):
+    """Multi-fidelity search scoring (``evaluation.fidelity``): each candidate is scored
+    first on a seeded share of every search task's documents, then on larger ones up to
+    all of them, and goes on only while the pruning ``rule`` (an optuna pruner, with
+    ``options`` as its arguments) keeps it. See :mod:`evomerge.evaluate.fidelity`."""
+
+    levels: list[float] = Field(min_length=2)
+    rule: FidelityRule = "successive_halving"
+    options: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+
+    @field_validator("levels")
+    @classmethod
+    def _growing_to_one(cls, v: list[float]) -> list[float]:
+        if any(not 0.0 < f <= 1.0 for f in v):
+            raise ValueError("every level is a share of the documents in (0, 1]")
+        if any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError("levels must grow strictly")
+        if v[-1] != 1.0:
+            raise ValueError("the last level must be 1.0 (every search document)")
+        return v
+
+
 class EvaluationConfig(_Strict):
     """The ``evaluation`` section: any mix of evaluators, composed as separate objectives."""
 
@@ -185,6 +211,8 @@ class EvaluationConfig(_Strict):
     perplexity: list[PerplexityConfig] = Field(default_factory=list)
     python: list[PythonFunctionConfig] = Field(default_factory=list)
     model_objectives: list[Literal["l1_from_base"]] = Field(default_factory=list)
+    #: off (None) by default: see the README's measurement
+    fidelity: FidelityConfig | None = None
 
     @model_validator(mode="after")
     def _something_to_score(self) -> EvaluationConfig:
@@ -195,6 +223,11 @@ class EvaluationConfig(_Strict):
         _unique_names([*self.perplexity, *self.python], "perplexity/python evaluator")
         if len(set(self.model_objectives)) != len(self.model_objectives):
             raise ValueError(f"model objectives repeat: {self.model_objectives}")
+        if self.fidelity is not None and (
+                self.lm_eval is None or self.perplexity or self.python
+                or self.model_objectives):
+            raise ValueError("fidelity levels split lm-eval search tasks' documents: "
+                             "use them with lm_eval as the only evaluator")
         return self
 
 

@@ -30,10 +30,17 @@ from typing import Any, Literal
 
 from evomerge.errors import ConfigError
 from evomerge.evaluate.base import SCORE, Evaluator, Scores
-from evomerge.evaluate.config import LmEvalConfig
+from evomerge.evaluate.config import FidelityConfig, LmEvalConfig
+from evomerge.evaluate.fidelity import LevelJob, level_positions
 from evomerge.evaluate.lm_eval_private import PARTS, require
 from evomerge.evaluate.lm_eval_requests import RequestPlan
-from evomerge.evaluate.lm_eval_scoring import objective_name, score_run, task_objectives
+from evomerge.evaluate.lm_eval_scoring import (
+    check_averaged,
+    objective_name,
+    results_from_per_doc,
+    score_run,
+    task_objectives,
+)
 from evomerge.evaluate.lm_eval_tasks import ResolvedTask, resolve_lm_eval_config
 from evomerge.records import Direction
 
@@ -44,10 +51,14 @@ class LmEvalEvaluator(Evaluator):
     kind = "lm_eval"
 
     def __init__(self, config: LmEvalConfig, which: Literal["search", "report"] = "search",
-                 source: str | Path = "<config>", field: str = "evaluation.lm_eval"):
+                 source: str | Path = "<config>", field: str = "evaluation.lm_eval",
+                 fidelity: FidelityConfig | None = None):
         resolved = resolve_lm_eval_config(config, source, field)
         self.config = config
         self.which = which
+        #: fidelity levels of the search tasks (None: every candidate on every document)
+        self.fidelity = fidelity
+        self._levels: list[dict[str, list[int]]] = []
         self.tasks: tuple[ResolvedTask, ...] = (
             resolved.search if which == "search" else resolved.report
         )
@@ -88,6 +99,59 @@ class LmEvalEvaluator(Evaluator):
         for part in PARTS:
             require(part)
         self._plan = RequestPlan(self.config, self.tasks, model, tokenizer)
+        if self.fidelity is not None:
+            self._levels = self._level_documents(self._plan)
+
+    def _level_documents(self, plan: RequestPlan) -> list[dict[str, list[int]]]:
+        problems = [p for p in map(check_averaged, plan.runs) if p]
+        if problems:
+            raise ConfigError(None, "evaluation.fidelity", self.fidelity.levels,
+                              "fidelity levels need metrics averaged over documents: "
+                              + "; ".join(problems))
+        per_leaf = {run.leaf: level_positions(len(run.docs), self.fidelity.levels,
+                                              self.fidelity.seed, run.leaf)
+                    for run in plan.runs}
+        return [{leaf: levels[k] for leaf, levels in per_leaf.items()}
+                for k in range(len(self.fidelity.levels))]
+
+    def level_documents(self, level: int) -> dict[str, list[str]]:
+        """The document ids a fidelity level scores, per leaf task (after setup)."""
+        out = {}
+        for run in self._plan.runs:
+            chosen = set(self._levels[level][run.leaf])
+            out[run.leaf] = [key for (pos, _), key in zip(run.docs, run.doc_keys)
+                             if pos in chosen]
+        return out
+
+    def score_level(self, model: Any, tokenizer: Any, job: LevelJob) -> Scores:
+        if self.fidelity is None:
+            raise ConfigError(None, "evaluation.fidelity", None, "no fidelity levels are set")
+        if tokenizer is not self._plan.tokenizer:
+            self.prepare(model, tokenizer)
+        wanted = self._levels[job.level]
+        new: dict[str, set[int]] = {}
+        for run in self._plan.runs:
+            prior = job.prior.get(run.leaf, {})
+            keys = dict(zip((pos for pos, _ in run.docs), run.doc_keys))
+            new[run.leaf] = {pos for pos in wanted[run.leaf] if keys[pos] not in prior}
+            extra = set(prior) - {keys[pos] for pos in wanted[run.leaf]}
+            if extra:
+                raise ValueError(f"level {job.level} of task {run.leaf!r} has no documents "
+                                 f"{sorted(extra)[:5]}, yet the earlier scores hold them")
+        model_s = self._plan.run(model, only=new)
+        start = time.perf_counter()
+        per_doc = {leaf: dict(scores) for leaf, scores in job.prior.items()}
+        for run in self._plan.runs:
+            if new[run.leaf]:
+                scored = score_run(run, positions=new[run.leaf])
+                if len(scored.per_doc) != len(new[run.leaf]):
+                    raise ValueError(f"task {run.leaf!r} has no number per document for "
+                                     f"{run.spec.metric!r}: fidelity levels need one")
+                per_doc.setdefault(run.leaf, {}).update(scored.per_doc)
+        objectives = task_objectives(self.tasks, results_from_per_doc(self._plan.runs, per_doc))
+        return Scores(objectives, sample_scores=per_doc, model_s=model_s,
+                      timings={"scoring_s": time.perf_counter() - start,
+                               "documents": float(sum(map(len, new.values())))})
 
     def score(self, model: Any, tokenizer: Any) -> Scores:
         if tokenizer is not self._plan.tokenizer:

@@ -202,3 +202,15 @@ def process_results_as(view: Any, task: Any, doc: Any, results: list[Any]) -> di
     """The task's ``process_results`` with ``view`` standing in for the task as ``self``."""
     require("task")
     return type(task).process_results(view, doc, results)
+
+
+def apply_filters_to(task: Any, instances: list[Instance]) -> None:
+    """The task's filter ensembles (``Task._filters``) applied to ``instances`` only, as
+    ``Task.apply_filters`` applies them to all: a fidelity level scores some documents
+    of a task, and the others hold no responses for this candidate."""
+    ensembles = getattr(task, "_filters", None)
+    if ensembles is None:
+        raise api_error([f"{type(task).__qualname__} has no _filters (its filter ensembles)"])
+    if instances:
+        for ensemble in ensembles:
+            ensemble.apply(instances)

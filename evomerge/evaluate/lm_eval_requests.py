@@ -121,9 +121,13 @@ class RequestPlan:
                 self.runs.append(self._build(spec, leaf, task))
         # One call per request type over all tasks, in task order, as lm-eval batches them.
         self.requests: dict[str, list[Instance]] = {}
+        #: per request, (leaf task, document position): what a fidelity level selects by
+        self.request_docs: dict[str, list[tuple[str, int]]] = {}
         for run in self.runs:
             for inst in run.task.instances:
                 self.requests.setdefault(inst.request_type, []).extend([inst] * inst.repeats)
+                self.request_docs.setdefault(inst.request_type, []).extend(
+                    [(run.leaf, inst.doc_id)] * inst.repeats)
         self.encoded = encode_loglikelihood(self.lm, self.requests.get("loglikelihood", []))
         self.samples_randomly = any(
             inst.args[1].get("do_sample", False)
@@ -153,26 +157,38 @@ class RequestPlan:
             insts.sort(key=lambda inst: inst.idx)
         return run
 
-    def run(self, model: Any) -> float:
-        """Run every request against ``model``; returns the seconds spent in model calls."""
+    def run(self, model: Any, only: dict[str, set[int]] | None = None) -> float:
+        """Run the requests against ``model`` (``only``: those of these documents, by leaf
+        task and position, in the same order); returns the seconds spent in model calls."""
         if self.lm.model is not model:
             # A worker normally rebuilds candidates into one module; a new module only
             # needs a new wrapper, the requests stay valid for the same tokenizer.
             self.lm = wrap_model(model, self.tokenizer, self.config)
         model.eval()
-        for run in self.runs:
-            for inst in run.task.instances:
+        chosen = {reqtype: self._chosen(reqtype, only) for reqtype in self.requests}
+        for reqtype, picks in chosen.items():
+            for i in picks:
+                inst = self.requests[reqtype][i]
                 inst.resps, inst.filtered_resps = [], {}
         if self.samples_randomly:
             import torch
 
             torch.manual_seed(self.config.sampling_seed)
         start = time.perf_counter()
-        for reqtype, insts in self.requests.items():
+        for reqtype, picks in chosen.items():
+            insts = [self.requests[reqtype][i] for i in picks]
+            if not insts:
+                continue
             if reqtype == "loglikelihood":
-                resps = loglikelihood_tokens(self.lm, self.encoded)
+                resps = loglikelihood_tokens(self.lm, [self.encoded[i] for i in picks])
             else:
                 resps = getattr(self.lm, reqtype)(insts, disable_tqdm=True)
             for resp, inst in zip(resps, insts, strict=True):
                 inst.resps.append(resp)
         return time.perf_counter() - start
+
+    def _chosen(self, reqtype: str, only: dict[str, set[int]] | None) -> list[int]:
+        docs = self.request_docs[reqtype]
+        if only is None:
+            return list(range(len(docs)))
+        return [i for i, (leaf, pos) in enumerate(docs) if pos in only.get(leaf, ())]

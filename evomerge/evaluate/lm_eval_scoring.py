@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evomerge.evaluate.base import SCORE
-from evomerge.evaluate.lm_eval_private import process_results_as
+from evomerge.evaluate.lm_eval_private import apply_filters_to, process_results_as
 from evomerge.evaluate.lm_eval_requests import TaskRun
 from evomerge.evaluate.lm_eval_tasks import ResolvedTask
 
@@ -85,20 +85,27 @@ def _as_number(value: Any) -> float | None:
     return None
 
 
-def score_run(run: TaskRun, log_samples: bool = False) -> TaskResult:
-    """Filter, score and aggregate one task's responses."""
+def score_run(run: TaskRun, log_samples: bool = False,
+              positions: set[int] | None = None) -> TaskResult:
+    """Filter, score and aggregate one task's responses (``positions``: of those
+    documents only, the others holding no responses of this candidate)."""
     from lm_eval.api.metrics import mean
 
     task = run.task
     if run.view is None:
         run.view = StaticDocView(task)
-    task.apply_filters()
+    docs = [(d, key) for d, key in zip(run.docs, run.doc_keys, strict=True)
+            if positions is None or d[0] in positions]
+    if positions is None:
+        task.apply_filters()
+    else:
+        apply_filters_to(task, [inst for (pos, _), _ in docs for inst in run.by_doc[pos]])
     raw: dict[tuple[str, str], list[Any]] = defaultdict(list)
     per_doc: dict[str, float] = {}
     numeric = True
     samples: list[dict[str, Any]] = []
-    for filter_key in task.instances[0].filtered_resps:
-        for (pos, doc), key in zip(run.docs, run.doc_keys, strict=True):
+    for filter_key in run.by_doc[docs[0][0][0]][0].filtered_resps:
+        for (pos, doc), key in docs:
             requests = run.by_doc[pos]
             filtered = [req.filtered_resps[filter_key] for req in requests]
             metrics = run.view.process_results(doc, filtered)
@@ -120,8 +127,40 @@ def score_run(run: TaskRun, log_samples: bool = False) -> TaskResult:
         raise KeyError(f"task {run.leaf!r} produced {sorted(aggregated)}, not "
                        f"{(run.spec.metric, run.spec.filter)}")
     # Metrics scored per document as tuples (e.g. perplexities) have no per-document score.
-    return TaskResult(run.leaf, run.spec, aggregated, len(run.docs),
+    return TaskResult(run.leaf, run.spec, aggregated, len(docs),
                       per_doc if numeric else {}, samples)
+
+
+def results_from_per_doc(runs: list[TaskRun], per_doc: dict[str, dict[str, float]]
+                         ) -> list[TaskResult]:
+    """Each leaf task's chosen metric as the mean of its per-document scores over the
+    documents ``per_doc`` holds, summed in document order as lm-eval's ``mean`` sums a
+    run's: over every document this equals :func:`score_run`'s value (for metrics that
+    lm-eval averages, which :func:`check_averaged` makes sure of)."""
+    from lm_eval.api.metrics import mean
+
+    results = []
+    for run in runs:
+        scores = per_doc.get(run.leaf, {})
+        keys = [key for key in run.doc_keys if key in scores]
+        if keys:
+            value = float(mean([scores[key] for key in keys]))
+            results.append(TaskResult(run.leaf, run.spec,
+                                      {(run.spec.metric, run.spec.filter): value}, len(keys),
+                                      {key: scores[key] for key in keys}))
+    return results
+
+
+def check_averaged(run: TaskRun) -> str | None:
+    """Why a task's chosen metric cannot be scored a share of documents at a time (it is
+    not lm-eval's mean of per-document numbers), or None when it can."""
+    from lm_eval.api.metrics import mean
+
+    aggregate = run.task.aggregation().get(run.spec.metric, mean)
+    if aggregate is not mean:
+        return (f"task {run.leaf!r} aggregates {run.spec.metric!r} with "
+                f"{getattr(aggregate, '__name__', aggregate)!r}, not a mean of documents")
+    return None
 
 
 def objective_name(spec: ResolvedTask) -> str:

@@ -55,7 +55,7 @@ def build_search_evaluator(config: EvaluationConfig, source: str | Path = "<conf
     parts: list[Evaluator] = []
     if config.lm_eval is not None:
         parts.append(EVALUATORS.get("lm_eval")(config.lm_eval, "search", source,
-                                               f"{prefix}.lm_eval"))
+                                               f"{prefix}.lm_eval", config.fidelity))
     for ppl in config.perplexity:
         parts.append(EVALUATORS.get("perplexity")(**ppl.model_dump()))
     for i, fn in enumerate(config.python):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evomerge.evaluate import EvaluationConfig
+from evomerge.evaluate.fidelity import LevelJob
 from evomerge.records import Fitness
 from evomerge.registry import Registry
 
@@ -40,9 +41,11 @@ class Executor(ABC):
     workers: int = 1
 
     @abstractmethod
-    def submit(self, uid: str, recipe: dict[str, Any], split: str = "search") -> None:
+    def submit(self, uid: str, recipe: dict[str, Any], split: str = "search",
+               job: LevelJob | None = None) -> None:
         """Queue one candidate's recipe (a plain dict), to be scored on the evaluation's
-        ``search`` or ``report`` tasks."""
+        ``search`` or ``report`` tasks; ``job``: on one fidelity level of the search
+        tasks (a worker that has just scored the same candidate builds nothing again)."""
 
     @abstractmethod
     def results(self, timeout: float | None = None) -> list[tuple[str, Fitness]]:

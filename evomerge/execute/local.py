@@ -13,6 +13,7 @@ import threading
 from collections import deque
 from typing import Any
 
+from evomerge.evaluate.fidelity import LevelJob
 from evomerge.execute.base import Executor, WorkerSpec
 from evomerge.execute.worker import Worker
 from evomerge.records import Fitness
@@ -30,11 +31,12 @@ class LocalExecutor(Executor):
         self.spec = spec
         self.workers = 1  # in process: one at a time, whatever was asked
         self.timeout_s = candidate_timeout_s
-        self._queue: deque[tuple[str, dict[str, Any], str]] = deque()
+        self._queue: deque[tuple[str, dict[str, Any], str, LevelJob | None]] = deque()
         self._worker: Worker | None = None
 
-    def submit(self, uid: str, recipe: dict[str, Any], split: str = "search") -> None:
-        self._queue.append((uid, recipe, split))
+    def submit(self, uid: str, recipe: dict[str, Any], split: str = "search",
+               job: LevelJob | None = None) -> None:
+        self._queue.append((uid, recipe, split, job))
 
     @property
     def pending(self) -> int:
@@ -45,9 +47,9 @@ class LocalExecutor(Executor):
             return []
         if self._worker is None:
             self._worker = Worker(self.spec, worker_id="local")
-        uid, recipe, split = self._queue[0]
+        uid, recipe, split, job = self._queue[0]
         with _time_limit(self.timeout_s):
-            fitness = self._worker.evaluate(recipe, split)
+            fitness = self._worker.evaluate(recipe, split, job)
         if fitness.error and CandidateTimeout.__name__ in fitness.error:
             fitness.error = (f"timed out after {self.timeout_s:g} s "
                              "(executor.candidate_timeout_s)")

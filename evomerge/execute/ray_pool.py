@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from evomerge.errors import ConfigError, EvomergeError
+from evomerge.evaluate.fidelity import LevelJob
 from evomerge.execute.base import Executor, WorkerSpec
 from evomerge.records import Fitness
 
@@ -56,8 +57,8 @@ class _RemoteWorker:
         return {"id": self.worker.id, "pid": os.getpid(), "load_s": self.worker.load_s,
                 "device": self.worker.device}
 
-    def evaluate(self, recipe: dict[str, Any], split: str) -> Fitness:
-        return self.worker.evaluate(recipe, split)
+    def evaluate(self, recipe: dict[str, Any], split: str, job: LevelJob | None) -> Fitness:
+        return self.worker.evaluate(recipe, split, job)
 
 
 @dataclass
@@ -65,6 +66,7 @@ class _Job:
     uid: str
     recipe: dict[str, Any]
     split: str
+    level: LevelJob | None = None
     attempts: int = 0
     slot: int = -1
     started: float = 0.0
@@ -93,6 +95,7 @@ class RayExecutor(Executor):
             self.close()
             raise
         self._free: deque[int] = deque(range(workers))
+        self._last_uid: dict[int, str] = {}  # slot -> the candidate it scored last
         self._backlog: deque[_Job] = deque()
         self._running: dict[Any, _Job] = {}
         #: actors started to replace dead or stuck ones
@@ -141,8 +144,9 @@ class RayExecutor(Executor):
 
     # -- the Executor protocol -------------------------------------------------------
 
-    def submit(self, uid: str, recipe: dict[str, Any], split: str = "search") -> None:
-        self._backlog.append(_Job(uid, recipe, split))
+    def submit(self, uid: str, recipe: dict[str, Any], split: str = "search",
+               job: LevelJob | None = None) -> None:
+        self._backlog.append(_Job(uid, recipe, split, job))
         self._dispatch()
 
     @property
@@ -152,10 +156,20 @@ class RayExecutor(Executor):
     def _dispatch(self) -> None:
         while self._free and self._backlog:
             job = self._backlog.popleft()
-            job.slot, job.started = self._free.popleft(), time.monotonic()
+            job.slot, job.started = self._free_slot_for(job.uid), time.monotonic()
             job.attempts += 1
-            ref = self._actors[job.slot].evaluate.remote(job.recipe, job.split)
+            self._last_uid[job.slot] = job.uid
+            ref = self._actors[job.slot].evaluate.remote(job.recipe, job.split, job.level)
             self._running[ref] = job
+
+    def _free_slot_for(self, uid: str) -> int:
+        """A free slot, the one that last scored ``uid`` if it is free: the next fidelity
+        level of a candidate finds it built there."""
+        for slot in self._free:
+            if self._last_uid.get(slot) == uid:
+                self._free.remove(slot)
+                return slot
+        return self._free.popleft()
 
     def results(self, timeout: float | None = None) -> list[tuple[str, Fitness]]:
         if not self._running:

@@ -13,6 +13,7 @@ import traceback
 from typing import Any
 
 from evomerge.evaluate import build_report_evaluator, build_search_evaluator
+from evomerge.evaluate.fidelity import LevelJob
 from evomerge.execute.base import WorkerSpec
 from evomerge.merge.live import LiveMerger
 from evomerge.merge.recipe import Recipe, load_recipe_dict
@@ -54,19 +55,22 @@ class Worker:
             self.evaluators["report"] = report
         self._sources: dict[str, Any] | None = None  # models over the resident tensors
         self._routed: dict[str, Any] = {}  # embeddings model -> its routed model
+        self._built: tuple[dict[str, Any], Any] | None = None  # (recipe, its model)
         self.load_s = time.perf_counter() - start
         self.ready_at = time.time()
 
-    def evaluate(self, recipe: dict[str, Any], split: str = "search") -> Fitness:
+    def evaluate(self, recipe: dict[str, Any], split: str = "search",
+                 job: LevelJob | None = None) -> Fitness:
         """Build ``recipe`` into the worker's model and score it on the ``search`` or
-        ``report`` tasks; any error, out of memory included, is a failed Fitness
-        carrying its text."""
+        ``report`` tasks (``job``: one fidelity level of the search tasks); any error,
+        out of memory included, is a failed Fitness carrying its text."""
         began = time.time()
         start = time.perf_counter()
         try:
-            model, merge_s = self._build(load_recipe_dict(recipe))
-            fitness = self.evaluators[split].evaluate(model, self.tokenizer)
+            model, merge_s = self._model_for(recipe)
+            fitness = self.evaluators[split].evaluate(model, self.tokenizer, job)
         except Exception as exc:  # a bad candidate is a failed record, not a stopped campaign
+            self._built = None
             _release_memory(exc)
             return Fitness.failed(traceback.format_exc(), worker=self.id,
                                   timings={"total_s": time.perf_counter() - start,
@@ -80,6 +84,16 @@ class Worker:
                                   directions=fitness.directions, timings=fitness.timings,
                                   worker=self.id, settings_hash=fitness.settings_hash)
         return fitness
+
+    def _model_for(self, recipe: dict[str, Any]) -> tuple[Any, float]:
+        """The model of ``recipe``, built unless it is the one built last (the next
+        fidelity level of the same candidate); the seconds its build took."""
+        if self._built is not None and self._built[0] == recipe:
+            return self._built[1], 0.0
+        self._built = None
+        model, merge_s = self._build(load_recipe_dict(recipe))
+        self._built = (recipe, model)
+        return model, merge_s
 
     def _build(self, recipe: Recipe) -> tuple[Any, float]:
         """The candidate's model and the seconds it took to build: the weight merge built

@@ -61,7 +61,7 @@ class ScriptedExecutor:
         self.evaluated: list[str] = []
         self.closed = False
 
-    def submit(self, uid, recipe, split="search"):
+    def submit(self, uid, recipe, split="search", job=None):
         self.queue.append((uid, recipe))
 
     @property

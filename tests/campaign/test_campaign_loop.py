@@ -4,8 +4,8 @@ survived, recipes evaluated once, Ctrl-C leaves a record a resume completes."""
 from __future__ import annotations
 
 import json
-import time
 import math
+import time
 
 import optuna
 from campaign_support import ScriptedExecutor, weight_sum, write_campaign
