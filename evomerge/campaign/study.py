@@ -148,8 +148,9 @@ class StudyRecord:
         template = create_trial(state=TrialState.RUNNING, params=params, distributions=dists,
                                 user_attrs={"uid": candidate.uid, "recipe_hash": recipe_hash,
                                             "candidate": _json(_slim(candidate))})
+        # not synced on its own: a resume finds the candidate in optimizer.json if its
+        # trial is lost, and the trial's end syncs it with everything before
         trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
-        self.sync()
         return self.storage.get_trial(trial_id).number
 
     def finish(self, number: int, fitness: Fitness, objectives: ObjectiveSpec,
