@@ -11,6 +11,8 @@ regexes here are anchored on that container, so a name like ``model.layers.12.ml
 ``vision_tower.encoder.layers.N.``    ... and their vision tower (``vision_tower.vision_model
                                       .encoder.layers.N.``, ``model.vision_tower...`` too;
                                       Mistral 3's ``vision_tower.transformer.layers.N.``)
+``vision_model.model.layers.N.``      Llama 4's vision model
+``visual.blocks.N.``                  Qwen2-VL's vision tower
 ``model.decoder.layers.N.``           OPT
 ``transformer.h.N.`` / ``h.N.``       GPT-2 (with or without the ``transformer.`` prefix)
 ``gpt_neox.layers.N.``                GPT-NeoX / Pythia
@@ -48,8 +50,8 @@ TensorGroup = Literal["embedding", "attention", "mlp", "norm", "head", "other"]
 # The numbered container of transformer blocks; ``prefix`` ends just before the index.
 _LAYER_RE = re.compile(
     r"^(?P<prefix>(?:model\.(?:language_model\.|decoder\.)?|gpt_neox\.|language_model\.model\."
-    r"|(?:model\.)?vision_tower\.(?:vision_model\.)?encoder\.|vision_tower\.transformer\.)"
-    r"layers\.|(?:transformer\.)?h\.)"
+    r"|(?:model\.)?vision_tower\.(?:vision_model\.)?encoder\.|vision_tower\.transformer\."
+    r"|vision_model\.model\.)layers\.|(?:transformer\.)?h\.|visual\.blocks\.)"
     r"(?P<layer>\d+)\.(?P<rest>.+)$"
 )
 _ATTENTION_RE = re.compile(r"^(?:self_attn|attn|attention|self_attention)\.")
@@ -74,30 +76,41 @@ _FINAL_NORM_MODULES = frozenset({"norm", "ln_f", "final_layernorm", "final_layer
 LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "n_layers", "num_layers")
 
 
-#: config.json lists with one entry per block (Gemma 2/3, Qwen 3: sliding or full attention)
-PER_LAYER_KEYS = ("layer_types",)
+#: config.json lists with one entry per block (Gemma 2/3, Qwen 3: sliding or full attention;
+#: Llama 4: whether a block uses rotary embeddings)
+PER_LAYER_KEYS = ("layer_types", "no_rope_layers")
+
+#: config.json lists of block indices (Llama 4: the blocks with experts)
+LAYER_INDEX_KEYS = ("moe_layers",)
 
 
-def with_layer_count(config: dict, sources: list[int]) -> dict:
+def with_layer_count(config: dict, sources: list[int],
+                     keys: tuple[str, ...] = LAYER_COUNT_KEYS) -> dict:
     """``config`` (a config.json mapping) for a model whose block ``i`` is source block
-    ``sources[i]``: every layer-count key it has set to ``len(sources)``, every per-block
-    list re-indexed, in its ``text_config`` too; a copy, the input is left alone.
+    ``sources[i]``: every layer-count key of ``keys`` it has set to ``len(sources)``,
+    every per-block list re-indexed, in its ``text_config`` too; a copy, the input is
+    left alone.
 
     >>> with_layer_count({"model_type": "gpt2", "n_layer": 2}, [0, 1, 1])
     {'model_type': 'gpt2', 'n_layer': 3}
     >>> with_layer_count({"text_config": {"num_hidden_layers": 2,
     ...                   "layer_types": ["sliding", "full"]}}, [1, 0, 1])
     {'text_config': {'num_hidden_layers': 3, 'layer_types': ['full', 'sliding', 'full']}}
+    >>> with_layer_count({"num_hidden_layers": 2, "moe_layers": [1]}, [1, 0, 1])
+    {'num_hidden_layers': 3, 'moe_layers': [0, 2]}
     """
     out = dict(config)
-    for key in LAYER_COUNT_KEYS:
+    for key in keys:
         if key in out:
             out[key] = len(sources)
     for key in PER_LAYER_KEYS:
         if isinstance(out.get(key), list):
             out[key] = [out[key][i] for i in sources]
+    for key in LAYER_INDEX_KEYS:
+        if isinstance(out.get(key), list):
+            out[key] = [i for i, s in enumerate(sources) if s in out[key]]
     if isinstance(out.get("text_config"), dict):
-        out["text_config"] = with_layer_count(out["text_config"], sources)
+        out["text_config"] = with_layer_count(out["text_config"], sources, keys)
     return out
 
 

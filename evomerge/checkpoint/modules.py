@@ -3,8 +3,8 @@
 mergekit splits a model into modules, each with its own stack of layers, and a config may
 give each module its own ``models`` or ``slices``. A model with one stack of layers is one
 module, ``default``. A vision-language architecture that mergekit defines module by module
-has a text decoder, a vision tower and a projector; their tensors sit under one prefix
-each in the checkpoint, and their layer counts under one ``config.json`` section each.
+has a text decoder, a vision tower and a projector; their tensors are told apart by name
+prefix, and each module's depth sits under its own ``config.json`` key.
 Other vision-language checkpoints (LLaVA) have no module names here: mergekit infers
 theirs from transformers' internal layout.
 
@@ -26,22 +26,61 @@ DEFAULT_MODULE = "default"
 
 @dataclass(frozen=True)
 class Module:
-    """One module of a modular architecture: the prefix of its tensors in the checkpoint,
-    the ``config.json`` section holding its layer count (``None``: it has no layers), and
-    whether all its tensors outside layers come from a merge's first slice (mergekit lists
-    them as the module's "pre" weights; else only embeddings do, the rest from the last)."""
+    """One module of a modular architecture, from mergekit 0.1.5's definition of it.
 
-    prefix: str
-    config_section: str | None
-    loose_from_first_slice: bool
+    ``prefixes``: its tensors' names start with one of these (the longest prefix of any
+    module that matches decides). ``layer_count_key``: the dotted config.json key of its
+    depth (``None``: mergekit gives it no layers). ``late``: name prefixes of its tensors
+    outside layers that mergekit lists after the layers (final norms, heads): they come
+    from a merge's last slice, every other one from the first. ``last_layer``: name
+    prefixes of tensors mergekit lists as layers without a layer index (Qwen2-VL's merger
+    MLP, a fixed two "layers" of the same names): every planned layer writes them again
+    and the last write stays, so they come from the last slice at ``t = 1``.
+    """
+
+    prefixes: tuple[str, ...]
+    layer_count_key: str | None
+    late: tuple[str, ...] = ()
+    last_layer: tuple[str, ...] = ()
 
 
-#: mergekit 0.1.5's modular architectures (its ``mistral3.json``)
+def _decoder(prefix: str, key: str) -> Module:
+    """A text decoder under ``prefix``: embeddings first, final norm and head last."""
+    return Module((prefix,), key, late=(f"{prefix}model.norm.", f"{prefix}lm_head."))
+
+
+_PROJECTOR = Module(("multi_modal_projector.",), None)
+
+#: mergekit 0.1.5's modular vision-language architectures (its ``mistral3.json``,
+#: ``gemma3vl.json``, ``llama4.json`` and ``qwen2_vl.json``)
 MODULAR_ARCHITECTURES: dict[str, dict[str, Module]] = {
     "Mistral3ForConditionalGeneration": {
-        "text_decoder": Module("language_model.", "text_config", False),
-        "vision_tower": Module("vision_tower.", "vision_config", True),
-        "multi_modal_projector": Module("multi_modal_projector.", None, True),
+        "text_decoder": _decoder("language_model.", "text_config.num_hidden_layers"),
+        "vision_tower": Module(("vision_tower.",), "vision_config.num_hidden_layers"),
+        "multi_modal_projector": _PROJECTOR,
+    },
+    "Gemma3ForConditionalGeneration": {
+        "text_decoder": _decoder("language_model.", "text_config.num_hidden_layers"),
+        # published checkpoints nest it under ``vision_model.``; transformers 5 does not
+        "vision_tower": Module(("vision_tower.",), "vision_config.num_hidden_layers",
+                               late=("vision_tower.vision_model.post_layernorm.",
+                                     "vision_tower.post_layernorm.")),
+        "multi_modal_projector": _PROJECTOR,
+    },
+    "Llama4ForConditionalGeneration": {
+        "text_decoder": _decoder("language_model.", "text_config.num_hidden_layers"),
+        "vision_model": Module(("vision_model.",), "vision_config.num_hidden_layers",
+                               late=("vision_model.layernorm_post.",
+                                     "vision_model.vision_adapter.")),
+        "multi_modal_projector": _PROJECTOR,
+    },
+    "Qwen2VLForConditionalGeneration": {
+        # mergekit reads and writes the text depth at the top of config.json
+        "text_decoder": Module(("model.", "lm_head."), "num_hidden_layers",
+                               late=("model.norm.", "lm_head.")),
+        "vision_tower": Module(("visual.",), "vision_config.depth"),
+        "multi_modal_projector": Module(("visual.merger.",), None,
+                                        last_layer=("visual.merger.mlp.",)),
     },
 }
 
@@ -59,8 +98,8 @@ def module_facts(architecture: str | None, module: str) -> Module | None:
     """``module``'s facts in a modular architecture; ``None`` for the one module of any
     other model (its layer count sits at the top of config.json).
 
-    >>> module_facts("Mistral3ForConditionalGeneration", "vision_tower").config_section
-    'vision_config'
+    >>> module_facts("Qwen2VLForConditionalGeneration", "vision_tower").layer_count_key
+    'vision_config.depth'
     """
     return MODULAR_ARCHITECTURES.get(architecture or "", {}).get(module)
 
@@ -83,7 +122,9 @@ def split_modules(architecture: str | None, names: Sequence[str]) -> dict[str, l
         return {DEFAULT_MODULE: list(names)}
     out: dict[str, list[str]] = {m: [] for m in modules}
     for name in names:
-        owner = next((m for m, f in modules.items() if name.startswith(f.prefix)), None)
+        matches = [(len(p), m) for m, f in modules.items() for p in f.prefixes
+                   if name.startswith(p)]
+        owner = max(matches)[1] if matches else None
         if owner is None:
             raise ValueError(f"tensor {name!r} is in none of the modules of "
                              f"{architecture!r} ({', '.join(modules)})")

@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evomerge.checkpoint.architecture import layer_stack, rename_layer, tensor_info
-from evomerge.checkpoint.modules import DEFAULT_MODULE, module_facts, split_modules
+from evomerge.checkpoint.modules import (
+    DEFAULT_MODULE,
+    MODULAR_ARCHITECTURES,
+    Module,
+    module_facts,
+    split_modules,
+)
 from evomerge.errors import ConfigError
 from evomerge.merge.params import resolve_setting
 from evomerge.merge.recipe import ModuleEntry, OutputSlice, Recipe, SliceSource
@@ -71,28 +77,32 @@ def plan_merge(recipe: Recipe, tensor_names: Callable[[str], Sequence[str]],
     ``architecture(model)`` names its architecture (config.json's), which says how a
     ``modules`` recipe splits it.
     """
-    if recipe.modules is None:
-        return _plan_part(recipe, "", recipe.input_parts()[0][2], DEFAULT_MODULE,
-                          tensor_names, file)
+    parts = recipe.input_parts()
+    modular = MODULAR_ARCHITECTURES.get(architecture(recipe.source_models()[0]) or "")
+    if recipe.modules is None and modular and recipe.models:
+        # mergekit gives every module of a modular architecture the recipe's models
+        parts = [(name, "", parts[0][2]) for name in modular]
+    elif recipe.modules is None:
+        return _plan_part(recipe, "", parts[0][2], DEFAULT_MODULE, tensor_names, file)
+    field, value = (("modules", sorted(recipe.modules)) if recipe.modules is not None
+                    else ("models", [m.model for m in recipe.models or []]))
     split = {}
     for model in recipe.source_models():
         try:
             split[model] = split_modules(architecture(model), tensor_names(model))
         except ValueError as exc:
-            raise ConfigError(file, "modules", sorted(recipe.modules),
-                              f"model {model!r}: {exc}") from None
+            raise ConfigError(file, field, value, f"model {model!r}: {exc}") from None
     for model, modules in split.items():
-        if set(modules) != set(recipe.modules):
-            raise ConfigError(file, "modules", sorted(recipe.modules),
+        if set(modules) != {name for name, _, _ in parts}:
+            raise ConfigError(file, field, value,
                               f"model {model!r} has the modules {sorted(modules)}: give "
                               "each of them and no other (mergekit writes no tensor of a "
                               "module left out)")
     tasks: list[TensorTask] = []
-    for name, part in recipe.modules.items():
-        facts = module_facts(architecture(recipe.source_models()[0]), name)
-        tasks += _plan_part(recipe, f"modules.{name}.", part, name,
+    for name, at, part in parts:
+        tasks += _plan_part(recipe, at, part, name,
                             lambda model, name=name: split[model][name], file,
-                            loose_first=bool(facts and facts.loose_from_first_slice))
+                            module_facts(architecture(recipe.source_models()[0]), name))
     return tasks
 
 
@@ -106,10 +116,15 @@ def _part_models(recipe: Recipe, part: ModuleEntry) -> list[str]:
 
 def _plan_part(recipe: Recipe, at: str, part: ModuleEntry, module: str,
                tensor_names: Callable[[str], Sequence[str]], file: Any,
-               loose_first: bool = False) -> list[TensorTask]:
-    """The tasks of one part of the merge (the recipe's models or slices, or one module):
-    ``at`` prefixes its field paths in messages; ``loose_first``: every tensor outside
-    the layers comes from the first slice (else only the embeddings do)."""
+               facts: Module | None = None) -> list[TensorTask]:
+    """The tasks of one part of the merge (the recipe's models or slices, or one module
+    of a modular architecture, ``facts``): ``at`` prefixes its field paths in messages.
+
+    Outside the layers, a module's tensors come from the first slice but for its ``late``
+    ones (from the last); without ``facts``, only embeddings come from the first. A
+    module without layers (a projector) takes ``slices`` as mergekit does: their layer
+    ranges cut nothing, the first slice gives the tensors.
+    """
     op = operator_of(recipe)
     by_layer: dict[str, dict[int, list[str]]] = {}
     outside: dict[str, list[str]] = {}
@@ -138,8 +153,9 @@ def _plan_part(recipe: Recipe, at: str, part: ModuleEntry, module: str,
                           "stack's slices under 'modules' where its architecture has "
                           "module names")
     slices = normalized_slices(recipe, count_layers, part)
-    total_layers = sum(s.sources[0].layer_range[1] - s.sources[0].layer_range[0]
-                       for s in slices)
+    layerless = facts is not None and facts.layer_count_key is None
+    total_layers = 0 if layerless else sum(
+        s.sources[0].layer_range[1] - s.sources[0].layer_range[0] for s in slices)
     tasks: list[TensorTask] = []
 
     def add(out_name: str, in_names: list[str], sl: OutputSlice, t: float,
@@ -171,23 +187,29 @@ def _plan_part(recipe: Recipe, at: str, part: ModuleEntry, module: str,
         tasks.append(TensorTask(out_name, tuple(pairs), base, resolved, layer, num_layers,
                                 module))
 
-    first = slices[0]
+    first, last = slices[0], slices[-1]
     head_model = first.sources[0].model
-    pre = [n for n in outside[head_model]
-           if loose_first or tensor_info(n).group == "embedding"]
-    post = [n for n in outside[head_model] if n not in pre]
+    if facts is None:
+        pre = [n for n in outside[head_model] if tensor_info(n).group == "embedding"]
+        post, again = [n for n in outside[head_model] if n not in pre], []
+    else:
+        again = [n for n in outside[head_model] if n.startswith(facts.last_layer)]
+        post = [n for n in outside[head_model] if n.startswith(facts.late)]
+        pre = [n for n in outside[head_model] if n not in again and n not in post]
     for name in pre:
         add(name, [name] * len(first.sources), first, 0.0, None)
     for i, sl in enumerate(slices):
         for j, src in enumerate(sl.sources):
-            if src.layer_range[1] > count_layers(src.model):
+            if not layerless and src.layer_range[1] > count_layers(src.model):
                 field = (f"{at}slices[{i}].sources[{j}].layer_range" if part.slices
                          else f"{at}models")
                 raise ConfigError(file, field, list(src.layer_range),
                                   f"model {src.model!r} has only "
                                   f"{count_layers(src.model)} layers")
+    for name in again:
+        add(name, [name] * len(last.sources), last, 1.0, None)
     out_layer = 0
-    for sl in slices:
+    for sl in slices if not layerless else []:
         length = sl.sources[0].layer_range[1] - sl.sources[0].layer_range[0]
         for i in range(length):
             t = i / (length - 1) if length > 1 else 1.0
@@ -202,9 +224,12 @@ def _plan_part(recipe: Recipe, at: str, part: ModuleEntry, module: str,
                 else:
                     add(out_name, ins, sl, t, out_layer)
             out_layer += 1
-    last = slices[-1]
+    # mergekit pairs the last slice's models with as many inputs as the first slice has
+    # (a zip): with fewer sources in the first slice, the last slice's first ones only
+    tail = OutputSlice.model_construct(sources=last.sources[:len(first.sources)],
+                                       base_model=last.base_model, parameters=last.parameters)
     for name in post:
-        add(name, [name] * len(last.sources), last, 0.0, None)
+        add(name, [name] * len(tail.sources), tail, 0.0, None)
     return tasks
 
 

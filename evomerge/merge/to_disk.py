@@ -268,11 +268,11 @@ def _output_config(recipe: Recipe, source: CheckpointReader, tasks, dtype) -> di
             continue
         blocks = [sources[i] for i in sorted(sources)]
         facts = module_facts(architecture, module)
-        if facts is None:
+        section, _, key = (facts.layer_count_key or "").rpartition(".") if facts else ("", "", "")
+        if not section:  # at the top, where transformers 5 reads ``text_config``'s too
             config = with_layer_count(config, blocks)
-        elif facts.config_section and isinstance(config.get(facts.config_section), dict):
-            config[facts.config_section] = with_layer_count(config[facts.config_section],
-                                                            blocks)
+        elif isinstance(config.get(section), dict):
+            config[section] = with_layer_count(config[section], blocks, keys=(key,))
     chosen = dtype or recipe.out_dtype or recipe.dtype
     if chosen:  # transformers 5 names it ``dtype`` (``torch_dtype`` is its old alias)
         config["dtype"] = chosen

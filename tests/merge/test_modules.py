@@ -121,3 +121,13 @@ def test_a_module_gives_models_or_slices(tiny_models, tmp_path, capsys):
     err = _refused({"merge_method": "linear", "modules": {"default": {
         "parameters": {"weight": 1.0}}}, "models": [{"model": a}]}, tmp_path, capsys)
     assert "'models'" in err
+
+
+def test_tensors_after_the_layers_take_as_many_models_as_the_first_slice(tiny_models, tmp_path):
+    """mergekit pairs the last slice's models with the first slice's inputs: a final norm
+    and head from the last slice's first model only, when the first slice has one."""
+    base, a, b = (str(tiny_models[k]) for k in ("base", "a", "b"))
+    config = {"merge_method": "linear", "parameters": {"weight": 0.5}, "slices": [
+        {"sources": [{"model": base, "layer_range": [0, 1]}]},
+        {"sources": [{"model": a, "layer_range": [1, 3]}, {"model": b, "layer_range": [1, 3]}]}]}
+    _assert_same(*_both(config, tmp_path))
