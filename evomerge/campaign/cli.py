@@ -122,8 +122,10 @@ def _overrides(budget: int | None, workers: int | None,
 def _summary(status: LoopStatus, out: Path) -> None:
     best = ("none" if status.best_value is None
             else f"{status.objective} = {status.best_value:.4g} (uid {status.best_uid})")
+    pruned = f", {status.pruned} pruned" if status.pruned else ""
     click.echo(f"stopped ({status.stopped}): {status.evaluations} evaluations, "
-               f"{status.failures} failed, {status.reused} reused; best {best}")
+               f"{status.failures} failed{pruned}, {status.reused} reused, "
+               f"{status.documents} documents scored; best {best}")
     if status.stopped == "interrupted":
         click.echo(f"continue with: evomerge resume {out}")
 
@@ -148,7 +150,7 @@ def live_progress(quiet: bool):
                 eta = f"  ETA {_duration(3600.0 * (s.budget - s.evaluations) / s.per_hour)}"
             bar.update(job, completed=s.evaluations, total=s.budget,
                        info=f"best {best}  {s.per_hour:.0f}/h{eta}  busy {s.running}"
-                            f"  failed {s.failures}  reused {s.reused}")
+                            f"  failed {s.failures}  pruned {s.pruned}  reused {s.reused}")
 
         yield update
 

@@ -94,11 +94,13 @@ class OptimizerConfig(_Strict):
 class BudgetConfig(_Strict):
     evaluations: PositiveInt | None = None
     hours: PositiveFloat | None = None
+    #: documents scored on the search tasks, over every candidate and fidelity level
+    documents: PositiveInt | None = None
 
     @model_validator(mode="after")
     def _some_limit(self) -> BudgetConfig:
-        if self.evaluations is None and self.hours is None:
-            raise ValueError("give evaluations, hours or both")
+        if self.evaluations is None and self.hours is None and self.documents is None:
+            raise ValueError("give evaluations, hours, documents, or several")
         return self
 
 

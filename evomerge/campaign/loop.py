@@ -196,9 +196,12 @@ class CampaignLoop:
                 self.status.evaluations += 1
                 self.status.failures += t.fitness.status == "failed"
                 self.status.pruned += t.fitness.status == "pruned"
+                self.status.documents += _documents(t.fitness)
                 if t.recipe_hash:
                     self._done[t.recipe_hash] = (t.candidate.uid, t.fitness)
         for t in trials:
+            if t.state == "RUNNING" and t.level_fitness is not None:
+                self.status.documents += _documents(t.level_fitness)
             if t.state == "RUNNING":
                 self._queue.append(_Queued(t.candidate, t.number, t.level, t.level_fitness))
         if self._asked is not None and self._asked.uid not in {t.candidate.uid for t in trials}:
@@ -217,6 +220,8 @@ class CampaignLoop:
             return "budget"
         if self.budget.hours is not None and self._clock() >= 3600.0 * self.budget.hours:
             return "hours"
+        if self.budget.documents is not None and self.status.documents >= self.budget.documents:
+            return "documents"
         if reuse_streak >= self.reuse_limit:
             return "converged"
         return None
@@ -256,8 +261,7 @@ class CampaignLoop:
         if queued is not None and queued.level is not None:
             # resumed after a finished level: decide again whether it goes on
             flight.level = queued.level
-            flight.spent["documents"] = float(sum(
-                map(len, queued.level_fitness.sample_scores.values())))
+            flight.spent["documents"] = float(_documents(queued.level_fitness))
             self._after_level(flight, queued.level_fitness)
         else:
             self._submit(flight)
@@ -289,6 +293,8 @@ class CampaignLoop:
                 self.record.record_level(flight.number, flight.level, fitness, steps)
                 self._after_level(flight, fitness)
                 return
+        else:
+            self.status.documents += _documents(fitness)
         self._complete(flight, fitness)
 
     def _after_level(self, flight: _InFlight, fitness: Fitness) -> None:
@@ -346,3 +352,8 @@ class CampaignLoop:
         self.status.run_s = time.monotonic() - self._run_start
         if self.progress is not None:
             self.progress(self.status)
+
+
+def _documents(fitness: Fitness) -> int:
+    """Search documents a result scored (those with a per-document score)."""
+    return sum(map(len, fitness.sample_scores.values()))

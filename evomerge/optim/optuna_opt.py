@@ -9,7 +9,8 @@ Akiba et al. 2024 ran their parameter-space merge search with optuna's CMA-ES sa
 The study lives in memory and is driven by optuna's own ask/tell: ``study.ask`` with one
 ``FloatDistribution(0, 1)`` per dimension (parameters ``x0``, ``x1``, ...), ``study.tell``
 with the objective values in ``ObjectiveSpec`` order and directions. A failed candidate is
-told as state FAIL and a pruned one as PRUNED (the samplers skip both); a non-finite value
+told as state FAIL (the samplers skip it) and a pruned one as PRUNED (TPE ranks it below
+every finished trial, CMA-ES skips it); a non-finite value
 counts as a failure. A never-asked ok result is added as a finished trial
 (``study.add_trial``), so the sampler learns from it like from its own; never-asked
 failures teach nothing and are not added. The sampler is seeded with ``seed``; its other

@@ -143,3 +143,23 @@ def test_an_hours_budget_stops_the_search_and_counts_earlier_runs(tiny_zoo, tmp_
     again = ScriptedExecutor(slow_sum)
     status = CampaignLoop(open_folder(out), again).run(resume=True)
     assert status.stopped == "hours" and again.evaluated == []  # its hour was spent
+
+
+def test_a_documents_budget_counts_every_scored_document_across_runs(tiny_zoo, tmp_path):
+    from dataclasses import replace
+
+    from campaign_support import write_campaign
+
+    def four_documents(recipe):
+        return replace(weight_sum(recipe),
+                       sample_scores={"t": {str(i): 1.0 for i in range(4)}})
+
+    path = write_campaign(tmp_path / "c.yaml", tiny_zoo, budget={"documents": 10})
+    out = tmp_path / "out"
+    status = CampaignLoop(new_folder(out, load_campaign(path), None),
+                          ScriptedExecutor(four_documents)).run()
+    assert status.stopped == "documents" and status.evaluations == 3
+    assert status.documents == 12
+    again = ScriptedExecutor(four_documents)
+    status = CampaignLoop(open_folder(out), again).run(resume=True)
+    assert status.stopped == "documents" and again.evaluated == []  # counted from the study
