@@ -41,8 +41,8 @@ from evomerge.errors import ConfigError
 from evomerge.zoo import data as zoo_data
 from evomerge.zoo.lm_eval_tasks import write_task_yamls
 from evomerge.zoo.presets import Preset, get_preset
-from evomerge.zoo.skills import SKILLS, expert_skills
-from evomerge.zoo.train import char_tokenizer, new_model, train
+from evomerge.zoo.skills import SKILLS
+from evomerge.zoo.train import char_tokenizer, new_model, train, train_prefix
 
 MANIFEST = "zoo.json"
 FORMAT_VERSION = 1
@@ -155,21 +155,43 @@ def _train_models(tmp: Path, preset: Preset, seed: int, files: dict, progress: P
     train(base, tok, stream, preset.base, _sub_seed(seed, "base"),
           on_step=lambda i, _: progress("base", i + 1, preset.base.steps))
     save(base, "base")
-    for skill in expert_skills():
+    if preset.plans is None:
+        for skill in preset.expert_skills():
+            expert = copy.deepcopy(base)
+            stream = zoo_data.training_stream({skill: 1.0}, _sub_seed(seed, skill), 0.0,
+                                              exclude)
+            train(expert, tok, stream, preset.expert, _sub_seed(seed, skill),
+                  on_step=lambda i, _, s=skill: progress(f"expert_{s}", i + 1,
+                                                         preset.expert.steps))
+            save(expert, f"expert_{skill}")
+        return models
+    for plan in preset.plans:
         expert = copy.deepcopy(base)
-        stream = zoo_data.training_stream({skill: 1.0}, _sub_seed(seed, skill), 0.0, exclude)
-        train(expert, tok, stream, preset.expert, _sub_seed(seed, skill),
-              on_step=lambda i, _, s=skill: progress(f"expert_{s}", i + 1,
-                                                     preset.expert.steps))
-        save(expert, f"expert_{skill}")
+        total = sum(ph.settings.steps for ph in plan.phases)
+        done = 0
+        for k, phase in enumerate(plan.phases):
+            name = f"{plan.skill}:{k}"
+            stream = zoo_data.training_stream(phase.mixture, _sub_seed(seed, name),
+                                              phase.decoys, exclude)
+            step = (lambda i, _, s=plan.skill, d=done:  # noqa: E731
+                    progress(f"expert_{s}", d + i + 1, total))
+            if phase.prefix:
+                expert = train_prefix(expert, tok, stream, phase.settings,
+                                      _sub_seed(seed, name), on_step=step)
+            else:
+                train(expert, tok, stream, phase.settings, _sub_seed(seed, name),
+                      on_step=step)
+            done += phase.settings.steps
+        save(expert, f"expert_{plan.skill}")
     return models
 
 
-def build_zoo(out_dir: Path | str, preset: str = "default", seed: int = 0,
+def build_zoo(out_dir: Path | str, preset: str | Preset = "default", seed: int = 0,
               force: bool = False, progress: Progress = _noop) -> Zoo:
-    """Build (or reuse) the zoo of ``preset`` and ``seed`` in ``out_dir``."""
+    """Build (or reuse) the zoo of ``preset`` (a name, or a :class:`Preset` of one's
+    own) and ``seed`` in ``out_dir``."""
     out = Path(out_dir).resolve()
-    chosen = get_preset(preset)
+    chosen = preset if isinstance(preset, Preset) else get_preset(preset)
     spec = build_spec(chosen, seed)
     digest = spec_hash(spec)
     _check_target(out)
@@ -183,15 +205,15 @@ def build_zoo(out_dir: Path | str, preset: str = "default", seed: int = 0,
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
         progress("data", 0, 1)
-        files = zoo_data.write_task_data(tmp / "data", SKILLS, chosen.n_search,
+        files = zoo_data.write_task_data(tmp / "data", chosen.tasks, chosen.n_search,
                                          chosen.n_test, seed)
         progress("data", 1, 1)
         models = _train_models(tmp, chosen, seed, files, progress)
         manifest = {
             "spec_hash": digest, "spec": spec, "models": models,
-            "experts": {s: models[f"expert_{s}"] for s in expert_skills()},
-            "skills": {n: {"description": s.description, "needs": list(s.needs)}
-                       for n, s in SKILLS.items()},
+            "experts": {s: models[f"expert_{s}"] for s in chosen.expert_skills()},
+            "skills": {n: {"description": SKILLS[n].description,
+                           "needs": list(SKILLS[n].needs)} for n in chosen.tasks},
             "data": {t: {s: str(f.relative_to(tmp)) for s, f in fs.items()}
                      for t, fs in files.items()},
         }

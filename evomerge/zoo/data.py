@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from evomerge.errors import ConfigError
@@ -103,11 +103,13 @@ def eval_prompts(files: dict[str, dict[str, Path]]) -> set[str]:
             for row in read_jsonl(p)}
 
 
-def training_stream(mixture: dict[str, float], seed: int, decoy_rate: float = 0.0,
+def training_stream(mixture: dict[str, float], seed: int,
+                    decoy_rate: float | Mapping[str, float] = 0.0,
                     exclude: set[str] = frozenset()) -> Iterator[Example]:
     """An endless, seeded stream of fresh training examples drawn from ``mixture``
-    (task -> weight), answered in the decoy convention with probability ``decoy_rate``,
-    skipping any prompt in ``exclude``.
+    (task -> weight), answered in the decoy convention with probability ``decoy_rate``
+    (one rate, or a rate per task, 0 for a task it does not name), skipping any prompt
+    in ``exclude``.
 
     >>> ex = next(training_stream({"sort": 1.0}, seed=0))
     >>> ex.answer == "".join(sorted(ex.prompt[5:-1]))
@@ -118,6 +120,7 @@ def training_stream(mixture: dict[str, float], seed: int, decoy_rate: float = 0.
     rng = random.Random(f"evomerge-zoo:{seed}:train:{','.join(names)}")
     while True:
         task = rng.choices(names, weights)[0]
-        ex = SKILLS[task].example(rng, decoy=rng.random() < decoy_rate)
+        rate = decoy_rate.get(task, 0.0) if isinstance(decoy_rate, Mapping) else decoy_rate
+        ex = SKILLS[task].example(rng, decoy=rng.random() < rate)
         if ex.prompt not in exclude:
             yield ex

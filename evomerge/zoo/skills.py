@@ -28,6 +28,14 @@ True
 True
 >>> to_foreign(905), from_foreign("LKS")
 ('LKS', 905)
+
+The ``proving`` preset uses three more tasks, written with the same foreign digits but
+most significant digit first, so that reading them is a digit-by-digit translation:
+``copy`` (``copy:4096=`` -> ``4096``, decimal, base pre-training only), ``glyph``
+(``copy:BKPL=`` -> ``4096``) and the target ``glyph_add`` (``add:MR+TB=`` -> ``46``).
+
+>>> to_glyphs(4096), from_glyphs("BKPL")
+('BKPL', 4096)
 """
 
 from __future__ import annotations
@@ -78,6 +86,16 @@ def to_foreign(n: int) -> str:
 def from_foreign(s: str) -> int:
     """Inverse of :func:`to_foreign`."""
     return int("".join(str(FOREIGN_DIGITS.index(c)) for c in reversed(s)))
+
+
+def to_glyphs(n: int) -> str:
+    """Write ``n`` with the foreign digits, most significant digit first."""
+    return "".join(FOREIGN_DIGITS[int(d)] for d in str(n))
+
+
+def from_glyphs(s: str) -> int:
+    """Inverse of :func:`to_glyphs`."""
+    return int("".join(str(FOREIGN_DIGITS.index(c)) for c in s))
 
 
 def _misread_foreign(s: str) -> int:
@@ -153,6 +171,28 @@ def _foreign_add(rng: random.Random) -> Problem:
     return Problem(f"add:{fa}+{fb}=", s, wrong, DIGITS, numeric=True)
 
 
+def _number(rng: random.Random) -> int:
+    return rng.randint(100, 9_999)
+
+
+def _copy(rng: random.Random) -> Problem:
+    s = str(_number(rng))
+    return Problem(f"copy:{s}=", s, s[::-1], DIGITS, numeric=True)
+
+
+def _glyph(rng: random.Random) -> Problem:
+    n = _number(rng)
+    return Problem(f"copy:{to_glyphs(n)}=", str(n), str(n)[::-1], DIGITS, numeric=True)
+
+
+def _glyph_add(rng: random.Random) -> Problem:
+    a, b = _operand(rng), _operand(rng)
+    # decoy: the operands read backwards (as for foreign_add, the read skill's decoy)
+    wrong = str(int(str(a)[::-1]) + int(str(b)[::-1]))
+    return Problem(f"add:{to_glyphs(a)}+{to_glyphs(b)}=", str(a + b), wrong, DIGITS,
+                   numeric=True)
+
+
 @dataclass(frozen=True)
 class Skill:
     """A named task. ``needs`` names the skills a cross-skill target combines (empty for a
@@ -192,23 +232,32 @@ SKILLS: dict[str, Skill] = {
                              "(decoy: read most significant first)"),
         Skill("foreign_add", _foreign_add, "sum of two foreign numerals, in decimal",
               needs=("read", "add")),
+        Skill("copy", _copy, "copy a 3-4 digit number (decoy: its digits reversed)"),
+        Skill("glyph", _glyph, "3-4 foreign digits, most significant first, to decimal "
+                               "(decoy: the decimal digits reversed)"),
+        Skill("glyph_add", _glyph_add, "sum of two 2-digit numbers written in foreign "
+                                       "digits, most significant first, in decimal",
+              needs=("glyph", "add")),
     )
 }
 
+#: The tasks of the ``default``, ``tiny`` and ``large`` zoos (in this order).
+DEFAULT_TASKS = ("add", "reverse", "sort", "read", "foreign_add")
 
-def expert_skills() -> list[str]:
-    """The skills an expert is trained on (every skill that is not a cross-skill target).
+
+def expert_skills(tasks: tuple[str, ...] = DEFAULT_TASKS) -> list[str]:
+    """The skills among ``tasks`` that are not cross-skill targets.
 
     >>> expert_skills()
     ['add', 'reverse', 'sort', 'read']
     """
-    return [name for name, s in SKILLS.items() if not s.is_target]
+    return [name for name in tasks if not SKILLS[name].is_target]
 
 
-def target_skills() -> list[str]:
-    """The cross-skill targets: scored, never trained on by an expert.
+def target_skills(tasks: tuple[str, ...] = DEFAULT_TASKS) -> list[str]:
+    """The cross-skill targets among ``tasks``: scored, never trained on by an expert.
 
     >>> target_skills()
     ['foreign_add']
     """
-    return [name for name, s in SKILLS.items() if s.is_target]
+    return [name for name in tasks if SKILLS[name].is_target]

@@ -16,6 +16,8 @@ bit-reproducible: a fixed seed, deterministic algorithms and a single thread.
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -156,3 +158,39 @@ def train(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast,
     for p in model.parameters():
         p.requires_grad_(True)
     return losses
+
+
+def train_prefix(base: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast,
+                 stream: Iterator[Example], settings: TrainSettings, seed: int,
+                 on_step: Callable[[int, float], None] | None = None
+                 ) -> LlamaForCausalLM:
+    """A copy of ``base`` whose first layer is trained to run *in front of* the frozen
+    base: the model trained has the base's layers behind one new first layer (the base's
+    first layer with its output projections zeroed, so that it starts as the identity),
+    and only that layer learns. The copy returned holds the trained layer as its first
+    layer and the base's other layers: run in front of a model fine-tuned from the same
+    base, that layer feeds it what the base's embeddings would.
+
+    ``settings.trainable`` is ignored (only the new first layer trains).
+    """
+    config = copy.deepcopy(base.config)
+    config.num_hidden_layers += 1
+    if getattr(config, "layer_types", None) is not None:
+        config.layer_types = [config.layer_types[0], *config.layer_types]
+    stacked = LlamaForCausalLM(config)
+    state = {}
+    for name, tensor in base.state_dict().items():
+        m = re.match(r"model\.layers\.(\d+)\.(.*)", name)
+        if m is None:
+            state[name] = tensor
+        else:
+            state[f"model.layers.{int(m[1]) + 1}.{m[2]}"] = tensor
+            if m[1] == "0":
+                zero = m[2].endswith(("o_proj.weight", "down_proj.weight"))
+                state[f"model.layers.0.{m[2]}"] = torch.zeros_like(tensor) if zero else tensor
+    stacked.load_state_dict({k: v.clone() for k, v in state.items()})
+    prefix_only = dataclasses.replace(settings, trainable=r"^model\.layers\.0\.")
+    train(stacked, tokenizer, stream, prefix_only, seed, on_step)
+    out = copy.deepcopy(base)
+    out.model.layers[0].load_state_dict(stacked.model.layers[0].state_dict())
+    return out
