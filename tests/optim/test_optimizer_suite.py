@@ -99,6 +99,28 @@ def test_tell_takes_partial_out_of_order_failed_and_never_asked_results(name, sp
     assert len(opt.ask(4)) == 4  # still proposing after all of that
 
 
+@pytest.mark.parametrize("name,spec", objective_cases())
+def test_a_pruned_result_teaches_the_same_whatever_its_low_fidelity_scores(name, spec):
+    """A candidate a fidelity rule stopped is told as ``pruned`` with the scores of its
+    last level. No optimizer reads those scores (README, "Multi-fidelity": CMA-ES ranks it
+    below every finished member, nevergrad gives it a penalty, optuna a PRUNED trial,
+    the others learn nothing from it): the state and the next asks are those of a pruned
+    result without scores, and a pruned result is never the best however high it scored."""
+    dim = dim_for(name, spec, 3)
+    runs = []
+    for estimate in (None, 1e6):
+        opt = build_optimizer(name, dim, spec, 3)
+        batch = opt.ask(6)
+        scores = {} if estimate is None else {n: estimate for n in spec.names}
+        opt.tell([(c, evaluate(c, spec, dim)) for c in batch[:4]])
+        opt.tell([(c, Fitness(status="pruned", objectives=scores)) for c in batch[4:]])
+        assert all(t.fitness.is_ok for t in [opt.best(), *opt.pareto_front()])
+        runs.append(opt)
+    plain, scored = runs
+    same_asks(plain.ask(3), scored.ask(3))
+    assert plain.best().candidate.x == scored.best().candidate.x
+
+
 def mid_run(name: str, spec: ObjectiveSpec, dim: int, seed: int):
     """An optimizer with results told (ok, failed, pruned, never asked), the results in
     the order told, and a candidate it asked that is still pending."""
