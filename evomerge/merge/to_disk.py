@@ -103,6 +103,13 @@ class MergeReport:
 def open_sources(recipe: Recipe, allow_pickle: bool = False) -> dict[str, CheckpointReader]:
     """Open every model the recipe reads; missing or unsafe folders fail here."""
     readers = {m: CheckpointReader(m, allow_pickle=allow_pickle) for m in recipe.source_models()}
+    for model, reader in readers.items():
+        # an encoder's blocks are no layer stack here: its gradients, slices and modules
+        # would not be mergekit's, so such models are refused rather than merged otherwise
+        if reader.config.get("is_encoder_decoder"):
+            raise CheckpointError(f"model '{model}' is an encoder-decoder model "
+                                  f"({architecture_of(reader.config)}): evomerge merges "
+                                  "decoder-only and vision-language checkpoints only")
     if not recipe.has_slices():  # slices may combine differently shaped models on purpose
         check_compatible(list(readers.values()), ignore=is_vocabulary_tensor)
     if not tokenizer_settings(recipe):  # else vocabulary matrices are aligned first
@@ -122,10 +129,13 @@ def _check_same_vocabulary(readers: Mapping[str, CheckpointReader]) -> None:
                               "their embedding rows are aligned before merging")
 
 
-def output_dtype(recipe: Recipe, override: str | None, reader: CheckpointReader,
-                 name: str) -> torch.dtype:
+def output_dtype(recipe: Recipe, override: str | None,
+                 readers: Mapping[str, CheckpointReader], task: TensorTask) -> torch.dtype:
+    """The dtype one tensor is written in: the override, ``out_dtype`` or ``dtype``, else
+    the one it was computed in (of checkpoints that mix dtypes, the promotion of its
+    inputs', as mergekit writes it)."""
     chosen = override or recipe.out_dtype or recipe.dtype
-    return torch_dtype(chosen) if chosen else reader.dtype(name)
+    return torch_dtype(chosen) if chosen else task_dtype(recipe, readers, task)
 
 
 def task_dtype(recipe: Recipe, readers: Mapping[str, CheckpointReader],
@@ -196,7 +206,7 @@ def merge_to_disk(recipe: Recipe, out_dir: Path | str, *, device: str = "cpu",
         for i, task in enumerate(tasks):
             first_model, first_name = task.inputs[0] if task.inputs else task.base
             reader = readers[first_model]
-            target_dtype = output_dtype(recipe, dtype, reader, first_name)
+            target_dtype = output_dtype(recipe, dtype, readers, task)
             slot = background.free_slot()
             narrow = task_dtype(recipe, readers, task)
             if compute == "dtype" and is_16_bit(narrow):
