@@ -12,14 +12,18 @@ regexes here are anchored on that container, so a name like ``model.layers.12.ml
                                       .encoder.layers.N.``, ``model.vision_tower...`` too;
                                       Mistral 3's ``vision_tower.transformer.layers.N.``)
 ``vision_model.model.layers.N.``      Llama 4's vision model
-``visual.blocks.N.``                  Qwen2-VL's vision tower
-``model.decoder.layers.N.``           OPT
+``visual.blocks.N.``                  Qwen2-VL's and Qwen2.5-VL's vision tower
+``model.visual.blocks.N.``            Qwen3-VL's vision tower (and its projector's
+                                      ``model.visual.deepstack_merger_list.N.``)
+``model.decoder.layers.N.``           OPT; Whisper's decoder (``model.encoder.layers.N.``:
+                                      its encoder)
+``encoder.block.N.`` / ``decoder.block.N.``  T5's encoder and decoder
 ``transformer.h.N.`` / ``h.N.``       GPT-2 (with or without the ``transformer.`` prefix)
 ``gpt_neox.layers.N.``                GPT-NeoX / Pythia
 ====================================  =====================================================
 
-A vision-language checkpoint has two stacks of blocks; :func:`layer_stack` tells them
-apart (a merge interpolates each over its own layers).
+A vision-language or encoder-decoder checkpoint has two stacks of blocks (or more);
+:func:`layer_stack` tells them apart (a merge interpolates each over its own layers).
 
 Inside a block, the sub-module decides the group: everything under the attention module
 (``self_attn.``, ``attn.``, ``attention.``) is ``"attention"`` -- per-head q/k norms included,
@@ -49,9 +53,11 @@ TensorGroup = Literal["embedding", "attention", "mlp", "norm", "head", "other"]
 
 # The numbered container of transformer blocks; ``prefix`` ends just before the index.
 _LAYER_RE = re.compile(
-    r"^(?P<prefix>(?:model\.(?:language_model\.|decoder\.)?|gpt_neox\.|language_model\.model\."
-    r"|(?:model\.)?vision_tower\.(?:vision_model\.)?encoder\.|vision_tower\.transformer\."
-    r"|vision_model\.model\.)layers\.|(?:transformer\.)?h\.|visual\.blocks\.)"
+    r"^(?P<prefix>(?:model\.(?:language_model\.|decoder\.|encoder\.)?|gpt_neox\."
+    r"|language_model\.model\.|(?:model\.)?vision_tower\.(?:vision_model\.)?encoder\."
+    r"|vision_tower\.transformer\.|vision_model\.model\.)layers\.|(?:transformer\.)?h\."
+    r"|(?:model\.)?visual\.blocks\.|model\.visual\.deepstack_merger_list\."
+    r"|(?:encoder|decoder)\.block\.)"
     r"(?P<layer>\d+)\.(?P<rest>.+)$"
 )
 _ATTENTION_RE = re.compile(r"^(?:self_attn|attn|attention|self_attention)\.")

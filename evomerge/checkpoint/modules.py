@@ -30,7 +30,8 @@ class Module:
 
     ``prefixes``: its tensors' names start with one of these (the longest prefix of any
     module that matches decides). ``layer_count_key``: the dotted config.json key of its
-    depth (``None``: mergekit gives it no layers). ``late``: name prefixes of its tensors
+    depth (``None``: no key holds it; mergekit gives such a module no layers, or a fixed
+    number, as Qwen3-VL's projector's three ``deepstack_merger_list.N``). ``late``: name prefixes of its tensors
     outside layers that mergekit lists after the layers (final norms, heads): they come
     from a merge's last slice, every other one from the first. ``last_layer``: name
     prefixes of tensors mergekit lists as layers without a layer index (Qwen2-VL's merger
@@ -51,8 +52,22 @@ def _decoder(prefix: str, key: str) -> Module:
 
 _PROJECTOR = Module(("multi_modal_projector.",), None)
 
-#: mergekit 0.1.5's modular vision-language architectures (its ``mistral3.json``,
-#: ``gemma3vl.json``, ``llama4.json`` and ``qwen2_vl.json``)
+
+def _qwen_vl(text_key: str) -> dict[str, Module]:
+    """Qwen2-VL and Qwen2.5-VL: the merger MLP two layers without an index (mergekit's
+    ``override_num_layers: 2``)."""
+    return {
+        "text_decoder": Module(("model.", "lm_head."), text_key,
+                               late=("model.norm.", "lm_head.")),
+        "vision_tower": Module(("visual.",), "vision_config.depth"),
+        "multi_modal_projector": Module(("visual.merger.",), None,
+                                        last_layer=("visual.merger.mlp.",)),
+    }
+
+
+#: mergekit 0.1.5's modular architectures: vision-language (its ``mistral3.json``,
+#: ``gemma3vl.json``, ``llama4.json``, ``qwen2_vl.json``, ``qwen2_5_vl.json`` and
+#: ``qwen3_vl_dense.json``) and encoder-decoder (``t5.json``, ``whisper.json``)
 MODULAR_ARCHITECTURES: dict[str, dict[str, Module]] = {
     "Mistral3ForConditionalGeneration": {
         "text_decoder": _decoder("language_model.", "text_config.num_hidden_layers"),
@@ -74,13 +89,33 @@ MODULAR_ARCHITECTURES: dict[str, dict[str, Module]] = {
                                      "vision_model.vision_adapter.")),
         "multi_modal_projector": _PROJECTOR,
     },
-    "Qwen2VLForConditionalGeneration": {
-        # mergekit reads and writes the text depth at the top of config.json
-        "text_decoder": Module(("model.", "lm_head."), "num_hidden_layers",
-                               late=("model.norm.", "lm_head.")),
-        "vision_tower": Module(("visual.",), "vision_config.depth"),
-        "multi_modal_projector": Module(("visual.merger.",), None,
-                                        last_layer=("visual.merger.mlp.",)),
+    # mergekit reads and writes Qwen2-VL's text depth at the top of config.json
+    "Qwen2VLForConditionalGeneration": _qwen_vl("num_hidden_layers"),
+    "Qwen2_5_VLForConditionalGeneration": _qwen_vl("text_config.num_hidden_layers"),
+    "Qwen3VLForConditionalGeneration": {
+        "text_decoder": Module(("model.language_model.", "lm_head."),
+                               "text_config.num_hidden_layers",
+                               late=("model.language_model.norm.", "lm_head.")),
+        "vision_tower": Module(("model.visual.",), "vision_config.depth"),
+        "multi_modal_projector": Module(("model.visual.merger.",
+                                         "model.visual.deepstack_merger_list."), None),
+    },
+    # T5's encoder depth is ``num_layers`` (mergekit's ``num_hidden_layers``, its alias);
+    # the shared embedding (and an untied head) is a module of its own, without layers
+    "T5ForConditionalGeneration": {
+        "encoder": Module(("encoder.",), "num_layers", late=("encoder.final_layer_norm.",)),
+        "decoder": Module(("decoder.",), "num_decoder_layers",
+                          late=("decoder.final_layer_norm.",)),
+        "shared": Module(("shared.", "lm_head."), None, late=("lm_head.",)),
+    },
+    # whisper.json's decoder prefix lacks its dot ("model.decoder"), so mergekit 0.1.5
+    # finds none of the decoder's tensors; this is the layout it means, with the output
+    # projection (stored only when untied) after the decoder's layers
+    "WhisperForConditionalGeneration": {
+        "decoder": Module(("model.decoder.", "proj_out."), "decoder_layers",
+                          late=("model.decoder.layer_norm.", "proj_out.")),
+        "encoder": Module(("model.encoder.",), "encoder_layers",
+                          late=("model.encoder.layer_norm.",)),
     },
 }
 

@@ -153,7 +153,9 @@ def _plan_part(recipe: Recipe, at: str, part: ModuleEntry, module: str,
                           "stack's slices under 'modules' where its architecture has "
                           "module names")
     slices = normalized_slices(recipe, count_layers, part)
-    layerless = facts is not None and facts.layer_count_key is None
+    # a module without layers (a projector, T5's shared embedding); Qwen3-VL's projector
+    # has numbered ones, a stack like any other
+    layerless = facts is not None and not any(by_layer.values())
     total_layers = 0 if layerless else sum(
         s.sources[0].layer_range[1] - s.sources[0].layer_range[0] for s in slices)
     tasks: list[TensorTask] = []

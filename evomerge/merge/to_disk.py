@@ -18,12 +18,13 @@ import torch
 
 from evomerge.checkpoint import CheckpointReader, CheckpointWriter, check_compatible
 from evomerge.checkpoint.architecture import (
+    LAYER_COUNT_KEYS,
     is_output_head,
     tensor_info,
     with_layer_count,
     with_vocab_size,
 )
-from evomerge.checkpoint.modules import architecture_of, module_facts
+from evomerge.checkpoint.modules import MODULAR_ARCHITECTURES, architecture_of, module_facts
 from evomerge.checkpoint.writer import check_target
 from evomerge.errors import CheckpointError, ConfigError
 from evomerge.merge.apply import merged_tensor
@@ -104,12 +105,13 @@ def open_sources(recipe: Recipe, allow_pickle: bool = False) -> dict[str, Checkp
     """Open every model the recipe reads; missing or unsafe folders fail here."""
     readers = {m: CheckpointReader(m, allow_pickle=allow_pickle) for m in recipe.source_models()}
     for model, reader in readers.items():
-        # an encoder's blocks are no layer stack here: its gradients, slices and modules
-        # would not be mergekit's, so such models are refused rather than merged otherwise
-        if reader.config.get("is_encoder_decoder"):
+        # without module names for its encoder and decoder, a merge's gradients, slices
+        # and modules would not be mergekit's, so such models are refused
+        architecture = architecture_of(reader.config)
+        if reader.config.get("is_encoder_decoder") and architecture not in MODULAR_ARCHITECTURES:
+            known = ", ".join(a for a, m in MODULAR_ARCHITECTURES.items() if "encoder" in m)
             raise CheckpointError(f"model '{model}' is an encoder-decoder model "
-                                  f"({architecture_of(reader.config)}): evomerge merges "
-                                  "decoder-only and vision-language checkpoints only")
+                                  f"({architecture}): of those, evomerge merges {known} only")
     if not recipe.has_slices():  # slices may combine differently shaped models on purpose
         check_compatible(list(readers.values()), ignore=is_vocabulary_tensor)
     if not tokenizer_settings(recipe):  # else vocabulary matrices are aligned first
@@ -278,9 +280,13 @@ def _output_config(recipe: Recipe, source: CheckpointReader, tasks, dtype) -> di
             continue
         blocks = [sources[i] for i in sorted(sources)]
         facts = module_facts(architecture, module)
-        section, _, key = (facts.layer_count_key or "").rpartition(".") if facts else ("", "", "")
+        if facts is not None and facts.layer_count_key is None:
+            continue  # no key holds its depth (Qwen3-VL's projector)
+        section, _, key = facts.layer_count_key.rpartition(".") if facts else ("", "", "")
         if not section:  # at the top, where transformers 5 reads ``text_config``'s too
-            config = with_layer_count(config, blocks)
+            # a module's own key only: an encoder-decoder has one per stack at the top
+            keys = (key,) if key else LAYER_COUNT_KEYS
+            config = with_layer_count(config, blocks, keys=keys)
         elif isinstance(config.get(section), dict):
             config[section] = with_layer_count(config[section], blocks, keys=(key,))
     chosen = dtype or recipe.out_dtype or recipe.dtype

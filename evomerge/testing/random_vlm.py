@@ -4,7 +4,8 @@ Saved as transformers writes them: LLaVA's language model blocks under
 ``language_model.model.layers.N``, its vision tower's under
 ``vision_tower.encoder.layers.N``, and the ``multi_modal_projector`` between them;
 Mistral 3's the same but for its vision tower's ``vision_tower.transformer.layers.N``;
-Llama 4's vision model under ``vision_model.model.layers.N``. Gemma 3 and Qwen2-VL are
+Llama 4's vision model under ``vision_model.model.layers.N``; Qwen2.5-VL's and
+Qwen3-VL's as transformers writes them too. Gemma 3 and Qwen2-VL are
 saved as their published checkpoints are laid out, which mergekit 0.1.5 reads (Gemma 3's
 vision tower under ``vision_tower.vision_model.``; Qwen2-VL's text depth at the top of
 config.json too).
@@ -144,3 +145,45 @@ def save_random_qwen2_vl(out_dir: Path | str, seed: int = 0, text_layers: int = 
     written["num_hidden_layers"] = text_layers
     (out / "config.json").write_text(json.dumps(written, indent=2))
     return out
+
+
+def _qwen_vl_tokens() -> dict:
+    return dict(image_token_id=60, video_token_id=61, vision_start_token_id=62,
+                vision_end_token_id=63)
+
+
+def save_random_qwen2_5_vl(out_dir: Path | str, seed: int = 0, text_layers: int = 2,
+                           vision_layers: int = 3, hidden_size: int = 32) -> Path:
+    """Save a randomly initialised Qwen2.5-VL (its last vision block with full
+    attention, the others windowed)."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    text = dict(vocab_size=64, num_hidden_layers=text_layers, num_key_value_heads=2,
+                rope_scaling={"type": "mrope", "mrope_section": [1, 1, 2]},
+                **_sizes(hidden_size))
+    vision = dict(depth=vision_layers, hidden_size=hidden_size // 2,
+                  out_hidden_size=hidden_size, intermediate_size=hidden_size, num_heads=2,
+                  patch_size=2, temporal_patch_size=2, spatial_merge_size=1,
+                  fullatt_block_indexes=[vision_layers - 1], window_size=4)
+    config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, vocab_size=64,
+                              **_qwen_vl_tokens())
+    return _save(Qwen2_5_VLForConditionalGeneration, config, seed, out_dir)
+
+
+def save_random_qwen3_vl(out_dir: Path | str, seed: int = 0, text_layers: int = 2,
+                         vision_layers: int = 3, hidden_size: int = 32) -> Path:
+    """Save a randomly initialised Qwen3-VL (dense), with the three deepstack mergers
+    mergekit 0.1.5's definition has (one after each of the first three vision blocks)."""
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    text = dict(vocab_size=64, num_hidden_layers=text_layers, num_key_value_heads=2,
+                head_dim=hidden_size // 4, rope_scaling={
+                    "rope_type": "default", "mrope_section": [1, 1, 2],
+                    "mrope_interleaved": True},
+                **_sizes(hidden_size))
+    vision = dict(depth=vision_layers, hidden_size=hidden_size // 2,
+                  out_hidden_size=hidden_size, intermediate_size=hidden_size, num_heads=2,
+                  patch_size=2, temporal_patch_size=2, spatial_merge_size=1,
+                  num_position_embeddings=16, deepstack_visual_indexes=[0, 1, 2])
+    config = Qwen3VLConfig(text_config=text, vision_config=vision, **_qwen_vl_tokens())
+    return _save(Qwen3VLForConditionalGeneration, config, seed, out_dir)

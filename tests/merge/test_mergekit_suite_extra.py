@@ -1,5 +1,6 @@
 """The configs of mergekit's test_merges.py, test_merge_dtypes.py and test_config_filter.py
-on tiny stand-ins (mergekit 0.1.5 as the oracle), and its Whisper configs refused."""
+on tiny stand-ins (mergekit 0.1.5 as the oracle), and encoder-decoders without module names
+refused."""
 
 import shutil
 
@@ -90,16 +91,15 @@ def test_a_slice_reading_one_model_twice_is_refused(gpt2, tmp_path, capsys):
     assert code == 2 and "\n" not in err and "exactly 1" in err
 
 
-def test_encoder_decoder_models_are_refused(tmp_path, capsys):
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
+def test_other_encoder_decoder_models_are_refused(tmp_path, capsys):
+    """Encoder-decoders without module names (BART; mergekit 0.1.5 has no definition)."""
+    from transformers import BartConfig, BartForConditionalGeneration
 
-    path = tmp_path / "whisper"
-    WhisperForConditionalGeneration(WhisperConfig(
+    path = tmp_path / "bart"
+    BartForConditionalGeneration(BartConfig(
         vocab_size=64, d_model=16, encoder_layers=1, decoder_layers=1,
         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=16,
-        decoder_ffn_dim=16, num_mel_bins=8, max_source_positions=8,
-        max_target_positions=8, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-        decoder_start_token_id=1)).save_pretrained(path)
+        decoder_ffn_dim=16, max_position_embeddings=16)).save_pretrained(path)
     config = {"merge_method": "linear",
               "models": [{"model": str(path), "parameters": {"weight": 1.0}}]}
     code, err = _exit_code(config, tmp_path, capsys)

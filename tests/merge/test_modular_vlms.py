@@ -1,4 +1,5 @@
-"""mergekit's modular vision-language architectures (Gemma 3, Llama 4, Qwen2-VL) merged
+"""mergekit's modular vision-language architectures (Gemma 3, Llama 4, Qwen2-VL,
+Qwen2.5-VL, Qwen3-VL) merged
 module by module: the same tensors as mergekit 0.1.5, and its config.json but for the
 per-block lists it leaves at the source depth."""
 
@@ -14,7 +15,9 @@ pytestmark = pytest.mark.oracle
 #: architecture -> (text module, vision module), as mergekit names them
 MODULES = {"gemma3": ("text_decoder", "vision_tower"),
            "llama4": ("text_decoder", "vision_model"),
-           "qwen2_vl": ("text_decoder", "vision_tower")}
+           "qwen2_vl": ("text_decoder", "vision_tower"),
+           "qwen2_5_vl": ("text_decoder", "vision_tower"),
+           "qwen3_vl": ("text_decoder", "vision_tower")}
 
 
 @pytest.fixture(scope="module", params=list(MODULES))
@@ -48,7 +51,8 @@ def test_models_take_each_modules_gradient(pair, tmp_path):
 
 def test_each_module_has_its_own_slices(pair, tmp_path):
     """Both stacks re-cut, the projector given slices (their layer ranges cut nothing
-    there), and a last slice with more sources than the first."""
+    there, but for Qwen3-VL's three deepstack mergers, a stack of its own), and a last
+    slice with more sources than the first."""
     kind, a, b = pair
     text, vision = MODULES[kind]
     config = {"merge_method": "linear", "parameters": {"weight": 0.5}, "modules": {
@@ -68,9 +72,10 @@ def test_each_module_has_its_own_slices(pair, tmp_path):
     # leaves the per-block lists at the source depth: a config transformers refuses
     # (Gemma 3, Llama 4) or reads with the source's depth (Qwen2-VL)
     assert ours["text_config"]["num_hidden_layers"] == 3
-    assert len(ours["text_config"]["layer_types"]) == 3
-    for side in (ours, theirs):
-        side["text_config"].pop("layer_types")
+    if kind != "qwen3_vl":  # the one without a list of attention kinds
+        assert len(ours["text_config"]["layer_types"]) == 3
+        for side in (ours, theirs):
+            side["text_config"].pop("layer_types")
     if kind == "qwen2_vl":
         assert ours["num_hidden_layers"] == 3
         theirs["text_config"]["num_hidden_layers"] = 3
