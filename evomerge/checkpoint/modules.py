@@ -3,8 +3,9 @@
 mergekit splits a model into modules, each with its own stack of layers, and a config may
 give each module its own ``models`` or ``slices``. A model with one stack of layers is one
 module, ``default``. A vision-language architecture that mergekit defines module by module
-has a text decoder, a vision tower and a projector; their tensors are told apart by name
-prefix, and each module's depth sits under its own ``config.json`` key.
+has a text decoder, a vision tower and a projector, an encoder-decoder (T5, Whisper) an
+encoder and a decoder; their tensors are told apart by name prefix, and each module's
+depth sits under its own ``config.json`` key.
 Other vision-language checkpoints (LLaVA) have no module names here: mergekit infers
 theirs from transformers' internal layout.
 
@@ -31,9 +32,9 @@ class Module:
     ``prefixes``: its tensors' names start with one of these (the longest prefix of any
     module that matches decides). ``layer_count_key``: the dotted config.json key of its
     depth (``None``: no key holds it; mergekit gives such a module no layers, or a fixed
-    number, as Qwen3-VL's projector's three ``deepstack_merger_list.N``). ``late``: name prefixes of its tensors
-    outside layers that mergekit lists after the layers (final norms, heads): they come
-    from a merge's last slice, every other one from the first. ``last_layer``: name
+    number, as Qwen3-VL's projector's three ``deepstack_merger_list.N``). ``late``: name
+    prefixes of its tensors outside layers that mergekit lists after the layers (final
+    norms, heads): they come from a merge's last slice, every other one from the first. ``last_layer``: name
     prefixes of tensors mergekit lists as layers without a layer index (Qwen2-VL's merger
     MLP, a fixed two "layers" of the same names): every planned layer writes them again
     and the last write stays, so they come from the last slice at ``t = 1``.

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 
-def _save(model_class, config, seed: int, out_dir: Path | str) -> Path:
+def save_initialised(model_class, config, seed: int, out_dir: Path | str) -> Path:
     """Save ``model_class(config)`` initialised from ``seed``; the caller's RNG is left
     alone."""
     with torch.random.fork_rng(devices=[]):
@@ -55,7 +55,7 @@ def save_random_llava(out_dir: Path | str, seed: int = 0, text_layers: int = 2,
                               num_hidden_layers=vision_layers, num_attention_heads=4,
                               image_size=28, patch_size=14, projection_dim=hidden_size)
     config = LlavaConfig(text_config=text, vision_config=vision, image_token_index=63)
-    return _save(LlavaForConditionalGeneration, config, seed, out_dir)
+    return save_initialised(LlavaForConditionalGeneration, config, seed, out_dir)
 
 
 def save_random_mistral3(out_dir: Path | str, seed: int = 0, text_layers: int = 2,
@@ -76,7 +76,7 @@ def save_random_mistral3(out_dir: Path | str, seed: int = 0, text_layers: int = 
                                  patch_size=14, **sizes)
     config = Mistral3Config(text_config=text, vision_config=vision, image_token_index=63,
                             spatial_merge_size=1)
-    return _save(Mistral3ForConditionalGeneration, config, seed, out_dir)
+    return save_initialised(Mistral3ForConditionalGeneration, config, seed, out_dir)
 
 
 def _sizes(hidden_size: int) -> dict:
@@ -97,7 +97,7 @@ def save_random_gemma3(out_dir: Path | str, seed: int = 0, text_layers: int = 2,
                   vision_use_head=False, **_sizes(hidden_size))
     config = Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4,
                           image_token_index=63, boi_token_index=61, eoi_token_index=62)
-    out = _save(Gemma3ForConditionalGeneration, config, seed, out_dir)
+    out = save_initialised(Gemma3ForConditionalGeneration, config, seed, out_dir)
     # transformers 5 drops the vision tower's ``vision_model.`` level that published
     # checkpoints (and mergekit's definition) have; put it back
     for f in out.glob("*.safetensors"):
@@ -121,7 +121,7 @@ def save_random_llama4(out_dir: Path | str, seed: int = 0, text_layers: int = 2,
                   **_sizes(hidden_size))
     config = Llama4Config(text_config=text, vision_config=vision, image_token_index=63,
                           boi_token_index=61, eoi_token_index=62)
-    return _save(Llama4ForConditionalGeneration, config, seed, out_dir)
+    return save_initialised(Llama4ForConditionalGeneration, config, seed, out_dir)
 
 
 def save_random_qwen2_vl(out_dir: Path | str, seed: int = 0, text_layers: int = 2,
@@ -138,7 +138,7 @@ def save_random_qwen2_vl(out_dir: Path | str, seed: int = 0, text_layers: int = 
     config = Qwen2VLConfig(text_config=text, vision_config=vision, vocab_size=64,
                            image_token_id=60, video_token_id=61, vision_start_token_id=62,
                            vision_end_token_id=63)
-    out = _save(Qwen2VLForConditionalGeneration, config, seed, out_dir)
+    out = save_initialised(Qwen2VLForConditionalGeneration, config, seed, out_dir)
     # published Qwen2-VL configs keep the text depth at the top, where mergekit 0.1.5
     # reads it; transformers 5 writes it under ``text_config`` only
     written = json.loads((out / "config.json").read_text())
@@ -167,7 +167,7 @@ def save_random_qwen2_5_vl(out_dir: Path | str, seed: int = 0, text_layers: int 
                   fullatt_block_indexes=[vision_layers - 1], window_size=4)
     config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, vocab_size=64,
                               **_qwen_vl_tokens())
-    return _save(Qwen2_5_VLForConditionalGeneration, config, seed, out_dir)
+    return save_initialised(Qwen2_5_VLForConditionalGeneration, config, seed, out_dir)
 
 
 def save_random_qwen3_vl(out_dir: Path | str, seed: int = 0, text_layers: int = 2,
@@ -186,4 +186,4 @@ def save_random_qwen3_vl(out_dir: Path | str, seed: int = 0, text_layers: int = 
                   patch_size=2, temporal_patch_size=2, spatial_merge_size=1,
                   num_position_embeddings=16, deepstack_visual_indexes=[0, 1, 2])
     config = Qwen3VLConfig(text_config=text, vision_config=vision, **_qwen_vl_tokens())
-    return _save(Qwen3VLForConditionalGeneration, config, seed, out_dir)
+    return save_initialised(Qwen3VLForConditionalGeneration, config, seed, out_dir)
