@@ -6,9 +6,10 @@ A campaign file (``format: evomerge/campaign-v1``) holds::
     models: {base: runs/zoo/models/base, sources: [runs/zoo/models/expert_add, ...]}
     space: ../../search_spaces/ties_layerwise.yaml   # a file (relative to this file) or inline
     optimizer: {name: cma, options: {popsize: 6}}   # optional: CMA-ES with its defaults
-    evaluation: {lm_eval: {include_paths: [...], search_tasks: [...]}}
+    evaluation: {lm_eval: {include_paths: [...], search_tasks: [...]},
+                 fidelity: {levels: [0.1, 0.3, 1.0]}}   # optional: stop weak ones early
     objectives: [score]                  # optional: which evaluation objectives to optimise
-    budget: {evaluations: 100, hours: 8} # either or both
+    budget: {evaluations: 100, hours: 8} # and/or documents: search documents scored
     executor: {kind: local, workers: 1, device: auto}   # or kind: ray (address: HOST:PORT)
     report: {best: 3}                    # how many best candidates get the report tasks
     seed: 0
@@ -17,8 +18,8 @@ Model folders and evaluation paths are read from the working directory, as recip
 lm-eval read them; the space file from the campaign file's folder. :func:`load_campaign`
 checks everything a campaign needs before any model is loaded: every field, the model
 folders, the space bound to the models, the evaluation section against lm-eval's task
-index (a report task on the data of a search task is refused there), and the optimizer's
-options with the optimizer's own checks.
+index (a report task on the data of a search task is refused there), the optimizer's
+options with the optimizer's own checks, and the fidelity rule's pruner options.
 
 >>> from evomerge.errors import CheckpointError, ConfigError
 >>> try:

@@ -31,7 +31,7 @@ def test_the_space_path_is_read_from_the_campaign_files_folder(tiny_zoo, tmp_pat
 @pytest.mark.parametrize(("changes", "field", "rule"), [
     ({"budjet": {"evaluations": 3}}, "budjet", "did you mean 'budget'"),
     ({"budget__evaluations": 0}, "budget.evaluations", "greater than 0"),
-    ({"budget": {}}, "budget", "give evaluations, hours or both"),
+    ({"budget": {}}, "budget", "give evaluations, hours, documents, or several"),
     ({"budget__hours": -1}, "budget.hours", "greater than 0"),
     ({"executor__kind": "slurm"}, "executor.kind", "'local' or 'ray'"),
     ({"executor__address": "127.0.0.1:6379"}, "executor", "needs kind ray"),

@@ -97,7 +97,9 @@ def test_run_joins_a_ray_head_given_with_address(tiny_zoo, tmp_path):
             except OSError:
                 assert head.poll() is None and time.monotonic() < deadline
                 time.sleep(0.5)
-        path = write_campaign(tmp_path / "c.yaml", tiny_zoo, budget={"evaluations": 4})
+        # in two fidelity levels: each level's job and the scores before it cross to Ray
+        path = write_campaign(tmp_path / "c.yaml", tiny_zoo, budget={"evaluations": 4},
+                              evaluation__fidelity={"levels": [0.5, 1.0], "rule": "median"})
         out = tmp_path / "out"
         run = subprocess.run(
             [sys.executable, "-m", "evomerge.cli", "run", str(path), "--out", str(out),
@@ -108,6 +110,10 @@ def test_run_joins_a_ray_head_given_with_address(tiny_zoo, tmp_path):
         summary = campaign_status(open_folder(out))
         assert summary["complete"] == 4 and len(summary["workers"]) == 2
         assert all(w.startswith("ray") for w in summary["workers"])
+        trials = open_folder(out).open_record().trials()
+        assert [t.level for t in trials] == [0] * 4  # level 0 recorded, then the last
+        assert all(len(t.fitness.sample_scores["zoo_foreign_add_mc_search"]) == 4
+                   for t in trials)
         assert head.poll() is None  # the campaign left the cluster; the head still runs
     finally:
         head.send_signal(signal.SIGTERM)
