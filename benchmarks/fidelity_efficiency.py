@@ -30,6 +30,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import torch
+
 from machine_info import machine  # benchmarks/, on the path when run as a script
 from evomerge.campaign.config import campaign_from_dict
 from evomerge.campaign.folder import new_folder
@@ -80,6 +82,8 @@ def mean_spread(values: list[float]) -> str:
 
 
 def main() -> None:
+    # one thread: on a shared machine, 2-thread torch ops wait for descheduled threads
+    torch.set_num_threads(1)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--zoo", type=Path, default=Path("runs/zoo"))
     parser.add_argument("--work", type=Path, default=Path("runs/bench_fidelity"))

@@ -74,10 +74,17 @@ def _trials(out, name="tiny-test"):
     return optuna.load_study(study_name=name, storage=storage).trials
 
 
-def test_candidates_go_level_by_level_and_stopped_ones_are_pruned(tiny_zoo, tmp_path):
-    folder = new_folder(tmp_path / "out", load_campaign(
-        _fidelity_campaign(tiny_zoo, tmp_path / "c.yaml")), None)
-    status, returned = _run(folder)
+@pytest.fixture(scope="module")
+def whole_run(tiny_zoo, tmp_path_factory):
+    """One uninterrupted fidelity campaign: (its file, folder, status, levels returned)."""
+    work = tmp_path_factory.mktemp("fidelity")
+    file = _fidelity_campaign(tiny_zoo, work / "c.yaml")
+    folder = new_folder(work / "whole", load_campaign(file), None)
+    return (file, folder, *_run(folder))
+
+
+def test_candidates_go_level_by_level_and_stopped_ones_are_pruned(whole_run):
+    _, folder, status, returned = whole_run
     trials = _trials(folder.out)
     states = [t.state.name for t in trials]
     assert len(trials) == 8 and set(states) == {"COMPLETE", "PRUNED"}, states
@@ -132,11 +139,8 @@ def test_level_documents_come_from_the_search_split_only(tiny_zoo, tmp_path):
             assert all(rows[int(d)]["prompt"] not in test_prompts for d in docs)
 
 
-def test_a_resume_between_levels_neither_loses_nor_repeats_one(tiny_zoo, tmp_path):
-    file = _fidelity_campaign(tiny_zoo, tmp_path / "c.yaml")
-    whole = new_folder(tmp_path / "whole", load_campaign(file), None)
-    _, whole_returned = _run(whole)
-
+def test_a_resume_between_levels_neither_loses_nor_repeats_one(whole_run, tmp_path):
+    file, whole, _, whole_returned = whole_run
     folder = new_folder(tmp_path / "cut", load_campaign(file), None)
     first, before = _run(folder, stop_at_level=1)  # Ctrl-C as a level-1 job is due
     assert first.stopped == "interrupted"
