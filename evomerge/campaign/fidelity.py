@@ -25,6 +25,7 @@ The pruners compare one number: a fidelity campaign has one objective.
 from __future__ import annotations
 
 import inspect
+import warnings
 import zlib
 from typing import Any
 
@@ -71,7 +72,9 @@ def build_pruner(config: FidelityConfig, file: Any = None):
                           options[unknown[0]],
                           f"{cls.__name__} takes {sorted(known)}")
     try:
-        return cls(**options)
+        with warnings.catch_warnings():  # WilcoxonPruner is experimental in optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return cls(**options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(file, "evaluation.fidelity.options", config.options,
                           f"{cls.__name__} refuses them: {exc}") from None
