@@ -180,6 +180,11 @@ def test_scaling_every_task_vector_scales_the_merged_delta(op, data, scale):
         # near opposite directions (t = 1/2 divides by cos(theta / 2) ~ 0) or at the
         # switch to the linear formula, float32 rounding decides: not a scale issue
         assume(nuslerp_cosines(tensors, params).abs().max() < 0.999)
+    if op.name == "multislerp" and params.get("normalize_weights", True):
+        # weights summing to almost 0 become huge once normalized (1.484 and -1.5 give
+        # -93 and 94), and float32 rounding with them: not a scale issue
+        weights = [float(w) for w in params["weight"]]
+        assume(abs(sum(weights)) > 0.1 * sum(abs(w) for w in weights))
     scaled = run(op, [t * scale for t in tensors], params)
     torch.testing.assert_close(scaled, run(op, tensors, params) * scale,
                                rtol=1e-4, atol=1e-5 * scale)
