@@ -304,9 +304,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("zoo", type=Path)
     p.add_argument("--levels", default="0,0.25,0.5,0.75,1")
     p.add_argument("--densities", default="0.5")
-    p.add_argument("--budget", type=int, default=120)
+    p.add_argument("--budget", type=int, default=200)
     p.add_argument("--seeds", default="0,1,2,3,4")
-    p.add_argument("--search-limit", type=int, default=100)
+    p.add_argument("--search-limit", type=int, default=50)
     a = p.parse_args(argv)
     command = "python -m evomerge.zoo.proving " + " ".join(
         argv if argv is not None else sys.argv[1:])

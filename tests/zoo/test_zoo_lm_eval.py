@@ -3,9 +3,9 @@ the zoo's own scoring document by document."""
 
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from zoo_support import lm_eval_against_zoo_scoring
 
-from evomerge.zoo.data import read_jsonl, training_stream
-from evomerge.zoo.scoring import score_rows
+from evomerge.zoo.data import training_stream
 from evomerge.zoo.train import TrainSettings, train
 
 LIMIT = 32
@@ -27,22 +27,8 @@ def sort_model(tiny_zoo, tmp_path_factory):
 
 @pytest.mark.slow
 def test_lm_eval_matches_the_zoo_scoring_per_document(tiny_zoo, sort_model):
-    import lm_eval
-    from lm_eval.tasks import TaskManager
-
-    tasks = ["zoo_sort_mc_search", "zoo_sort_gen_search"]
-    out = lm_eval.simple_evaluate(
-        model="hf", model_args=f"pretrained={sort_model},dtype=float32", tasks=tasks,
-        task_manager=TaskManager(include_path=str(tiny_zoo.task_dir)), limit=LIMIT,
-        batch_size=8, device="cpu", log_samples=True,
-    )
-    rows = read_jsonl(tiny_zoo.split_file("sort", "search"))[:LIMIT]
-    ours = score_rows(AutoModelForCausalLM.from_pretrained(sort_model),
-                      AutoTokenizer.from_pretrained(sort_model), rows)
-    for task, metric in zip(tasks, ("acc", "exact_match")):
-        theirs = {s["doc"]["doc_id"]: s[metric] for s in out["samples"][task]}
-        assert theirs == ours.per_doc[metric]
-        assert out["results"][task][f"{metric},none"] == pytest.approx(ours.metrics[metric])
+    ours = lm_eval_against_zoo_scoring(tiny_zoo, sort_model, ["sort"], "search",
+                                       LIMIT)["sort"]
     # Not a degenerate agreement: the model gets some documents right and some wrong.
-    assert 0 < ours.metrics["exact_match"] < 1
-    assert ours.metrics["acc"] > 0.5
+    assert 0 < ours["exact_match"] < 1
+    assert ours["acc"] > 0.5

@@ -3,7 +3,15 @@ import random
 import pytest
 
 from evomerge.zoo.skills import (
-    N_CHOICES, SKILLS, expert_skills, from_foreign, near_misses, target_skills, to_foreign,
+    N_CHOICES,
+    SKILLS,
+    expert_skills,
+    from_foreign,
+    from_glyphs,
+    near_misses,
+    target_skills,
+    to_foreign,
+    to_glyphs,
 )
 
 
@@ -22,6 +30,13 @@ def _solve(task: str, prompt: str) -> str:
         return "".join(sorted(body))
     if task == "read":
         return str(from_foreign(body))
+    if task == "copy":
+        return body
+    if task == "glyph":
+        return str(from_glyphs(body))
+    if task == "glyph_add":
+        a, b = body.split("+")
+        return str(from_glyphs(a) + from_glyphs(b))
     raise AssertionError(task)
 
 
@@ -67,7 +82,16 @@ def test_near_misses_keep_numbers_well_formed():
             assert miss[0] != "0" or len(miss) == 1
 
 
+def test_glyphs_are_foreign_digits_most_significant_first():
+    for n in (0, 7, 10, 905, 4096):
+        assert from_glyphs(to_glyphs(n)) == n
+        assert to_glyphs(n) == to_foreign(n)[::-1]
+
+
 def test_skill_sets():
     assert len(expert_skills()) >= 3
-    for t in target_skills():
-        assert len(SKILLS[t].needs) == 2 and set(SKILLS[t].needs) <= set(expert_skills())
+    everything = tuple(SKILLS)
+    assert set(target_skills(everything)) == {"foreign_add", "glyph_add"}
+    for t in target_skills(everything):
+        assert len(SKILLS[t].needs) == 2
+        assert set(SKILLS[t].needs) <= set(expert_skills(everything))
