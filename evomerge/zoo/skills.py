@@ -32,10 +32,10 @@ True
 The ``proving`` preset uses three more tasks, written with the same foreign digits but
 most significant digit first, so that reading them is a digit-by-digit translation:
 ``copy`` (``copy:4096=`` -> ``4096``, decimal, base pre-training only), ``glyph``
-(``copy:BKPL=`` -> ``4096``) and the target ``glyph_add`` (``add:MR+TB=`` -> ``46``).
+(``copy:BKSD=`` -> ``4096``) and the target ``glyph_add`` (``add:MR+TB=`` -> ``46``).
 
->>> to_glyphs(4096), from_glyphs("BKPL")
-('BKPL', 4096)
+>>> to_glyphs(4096), from_glyphs("BKSD")
+('BKSD', 4096)
 """
 
 from __future__ import annotations
