@@ -211,7 +211,8 @@ def _plan_part(recipe: Recipe, at: str, part: ModuleEntry, module: str,
     for name in again:
         add(name, [name] * len(last.sources), last, 1.0, None)
     out_layer = 0
-    for sl in slices if not layerless else []:
+    held: dict[str, set[str]] = {}  # model -> its tensor names, read when first needed
+    for k, sl in enumerate(slices if not layerless else []):
         length = sl.sources[0].layer_range[1] - sl.sources[0].layer_range[0]
         for i in range(length):
             t = i / (length - 1) if length > 1 else 1.0
@@ -224,6 +225,7 @@ def _plan_part(recipe: Recipe, at: str, part: ModuleEntry, module: str,
                     n = stacks[src0.model][layer_stack(name)]
                     add(out_name, ins, sl, i / (n - 1) if n > 1 else 1.0, out_layer, n)
                 else:
+                    _check_paired(file, f"{at}slices[{k}]", sl, ins, name, held, tensor_names)
                     add(out_name, ins, sl, t, out_layer)
             out_layer += 1
     # mergekit pairs the last slice's models with as many inputs as the first slice has
@@ -233,6 +235,22 @@ def _plan_part(recipe: Recipe, at: str, part: ModuleEntry, module: str,
     for name in post:
         add(name, [name] * len(tail.sources), tail, 0.0, None)
     return tasks
+
+
+def _check_paired(file: Any, at: str, sl: OutputSlice, ins: list[str], name: str,
+                  held: dict[str, set[str]], tensor_names: Callable[[str], Sequence[str]]
+                  ) -> None:
+    """Every source of a slice holds the tensor its first source's layer holds (T5 keeps
+    its relative attention bias in block 0 only: pairing block 0 with another block
+    would merge a tensor some inputs lack)."""
+    for j, (src, tensor) in enumerate(zip(sl.sources, ins)):
+        if src.model not in held:
+            held[src.model] = set(tensor_names(src.model))
+        if tensor not in held[src.model]:
+            raise ConfigError(file, f"{at}.sources[{j}].layer_range", list(src.layer_range),
+                              f"model {src.model!r} has no {tensor!r}, which the first "
+                              f"source's layer holds ({name!r}): a slice pairs layers "
+                              "that hold the same tensors")
 
 
 def defined_tensors(recipe: Recipe, tensor_names: Callable[[str], Sequence[str]]) -> list[str]:

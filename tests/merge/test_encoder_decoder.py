@@ -150,4 +150,6 @@ def test_t5_block_0_paired_with_another_block_is_refused(t5, tmp_path, capsys):
     capsys.readouterr()
     assert main(["merge", str(tmp_path / "recipe.yaml"), str(tmp_path / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "relative_attention_bias.weight' is not in model" in err
+    assert "\n" not in err and "relative_attention_bias.weight" in err
+    assert "recipe.yaml" in err and "modules.decoder.slices[0].sources[1].layer_range" in err
+    assert "pairs layers that hold the same tensors" in err
