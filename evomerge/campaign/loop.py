@@ -325,8 +325,12 @@ class CampaignLoop:
     def _spend(self, flight: _InFlight, fitness: Fitness) -> Fitness:
         """Add a level's seconds and documents to the candidate's; the last result
         carries the totals."""
+        timings = fitness.timings
         for key in ("merge_s", "eval_s", "model_s", "documents"):
-            flight.spent[key] = flight.spent.get(key, 0.0) + fitness.timings.get(key, 0.0)
+            flight.spent[key] = flight.spent.get(key, 0.0) + timings.get(key, 0.0)
+        if "began" in timings:  # the worker's wall time on each level, for its busy share
+            flight.spent["busy_s"] = (flight.spent.get("busy_s", 0.0)
+                                      + timings["ended"] - timings["began"])
         self.status.documents += int(fitness.timings.get("documents", 0))
         return replace(fitness, timings={**fitness.timings, **flight.spent})
 

@@ -71,7 +71,8 @@ def worker_time(trials: list[TrialRecord]) -> dict[str, dict[str, float]]:
     for worker, timings in sorted(by_worker.items()):
         merge = sum(x.get("merge_s", 0.0) for x in timings)
         evaluate = sum(x.get("eval_s", 0.0) for x in timings)
-        busy = sum(x["ended"] - x["began"] for x in timings)
+        # a candidate scored in fidelity levels carries its levels' wall time (busy_s)
+        busy = sum(x.get("busy_s", x["ended"] - x["began"]) for x in timings)
         start = min(x.get("ready_at", x["began"]) for x in timings)
         span = max(x["ended"] for x in timings) - start
         out[worker] = {"candidates": len(timings), "load_s": timings[0].get("load_s", 0.0),

@@ -111,6 +111,10 @@ def test_candidates_go_level_by_level_and_stopped_ones_are_pruned(whole_run):
     record = folder.open_record()
     chosen = best_trials(record.trials(), folder.campaign.objectives, 3)
     assert {c.state for c in chosen} == {"COMPLETE"}
+    for t in chosen:  # the worker's time on all three levels, not the last one only
+        timings = t.fitness.timings
+        assert timings["busy_s"] > timings["ended"] - timings["began"] > 0
+        assert timings["documents"] == 32
 
     # a promoted candidate's score is that of a direct evaluation on every document
     best = max(complete, key=lambda t: t.values[0])
