@@ -1,0 +1,223 @@
+"""Which optimizer to pick: best merge found per evaluation budget, on one campaign.
+
+For each optimizer and seed, the campaign ``--campaign`` runs once with the largest
+budget (in process, one worker, one torch thread); a smaller budget's result is the
+first N candidates of that run (every optimizer here asks the same first candidates
+whatever its budget). Per optimizer and budget, over the seeds:
+
+* the best search-split score among the first N candidates;
+* that candidate's score on the campaign's report tasks (the test split: scored only for
+  the candidates the search split chose, never used to choose);
+* the evaluations each run needed to reach 95% of the best search score any run found
+  (runs that never reach it count as not reached).
+
+Optimizers that do not fit the campaign (M2N2 needs a coefficient space, MAP several
+objectives) are listed with the reason instead of a row. ``--fidelity LEVELS`` adds, for
+the optimizers given with ``--fidelity-optimizers``, runs with those fidelity levels and
+a documents budget equal to the full runs' (search documents scored, every level
+counted), so that both compare at equal evaluation time.
+
+Target: the default optimizer reaches, in half the evaluations, the score optuna's
+CMA-ES (as Akiba et al. ran it) reaches with the full budget.
+
+Run from the repository root::
+
+    python benchmarks/optimizer_efficiency.py --campaign CAMPAIGN.yaml
+    python benchmarks/optimizer_efficiency.py --campaign CAMPAIGN.yaml --budgets 25,50 \\
+        --seeds 2 --optimizers cma,random --fidelity 0.1,0.3,1.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from machine_info import machine  # benchmarks/, on the path when run as a script
+from evomerge.campaign.config import campaign_from_dict
+from evomerge.campaign.folder import new_folder
+from evomerge.campaign.loop import CampaignLoop
+from evomerge.campaign.runner import open_executor
+from evomerge.config_io import read_yaml
+from evomerge.errors import ConfigError
+from evomerge.execute.batch import evaluate_all
+
+#: label -> the campaign's ``optimizer`` section
+OPTIMIZERS: dict[str, dict[str, Any]] = {
+    "cma": {"name": "cma"},  # the default: pycma, x0 = 0.5, sigma0 = 1/6
+    "optuna-cmaes": {"name": "optuna", "options": {"sampler": "CmaEs"}},
+    "optuna-tpe": {"name": "optuna", "options": {"sampler": "TPE"}},
+    "ngopt": {"name": "nevergrad", "options": {"optimizer": "NGOpt"}},  # + the budget
+    "m2n2": {"name": "m2n2"},
+    "map": {"name": "map"},
+    "random": {"name": "random"},
+}
+DEFAULT, PAPER = "cma", "optuna-cmaes"
+VERSIONS = ("lm_eval", "optuna", "cma", "nevergrad")
+REACH = 0.95
+
+
+def campaign_for(base: dict, file: Path, optimizer: str, seed: int, budget: dict,
+                 fidelity: list[float] | None) -> dict:
+    data = {**base, "name": f"{base['name']}-{optimizer}-{seed}", "seed": seed,
+            "budget": budget, "optimizer": OPTIMIZERS[optimizer],
+            "executor": {"kind": "local", "workers": 1, "device": "cpu"}}
+    if optimizer == "ngopt":  # NGOpt picks its method from the budget
+        data["optimizer"] = {**data["optimizer"], "options": {
+            **data["optimizer"]["options"], "budget": budget.get("evaluations", 200)}}
+    data["evaluation"] = {**base["evaluation"]}
+    if fidelity is not None:
+        data["evaluation"]["fidelity"] = {"levels": fidelity}
+    if isinstance(data["space"], str):  # relative to the campaign file
+        data["space"] = str((file.parent / data["space"]).resolve())
+    return data
+
+
+def one_run(work: Path, data: dict, budgets: list[int]) -> dict:
+    """Run one campaign; per budget, the best search score in the first N candidates
+    and the test score of that candidate."""
+    out = work / data["name"]
+    shutil.rmtree(out, ignore_errors=True)
+    folder = new_folder(out, campaign_from_dict(data), storage=None)
+    executor = open_executor(folder)
+    start = time.perf_counter()
+    status = CampaignLoop(folder, executor, close_executor=False).run()
+    wall = time.perf_counter() - start
+    objective = folder.campaign.objectives.names[0]
+    sign = 1.0 if folder.campaign.objectives.directions[0] == "maximize" else -1.0
+    trials = [t for t in folder.open_record().trials()
+              if t.done and not t.reused_from]
+    curve, best = [], None  # best-so-far (search score, trial) after each candidate
+    for t in trials:
+        if t.state == "COMPLETE" and (best is None or sign * t.fitness.objectives[objective]
+                                      > sign * best.fitness.objectives[objective]):
+            best = t
+        curve.append(best)
+    chosen = {n: curve[min(n, len(curve)) - 1] for n in budgets if curve}
+    recipes = {t.candidate.uid: folder.trial_recipe(t).to_dict()
+               for t in chosen.values() if t is not None}
+    test = evaluate_all(executor, recipes, "report")
+    executor.close()
+    shutil.rmtree(out, ignore_errors=True)
+
+    def at(n: int, what: str) -> float:
+        t = chosen.get(n)
+        if t is None:
+            return math.nan
+        fit = t.fitness if what == "search" else test[t.candidate.uid]
+        return fit.objectives[objective] if fit.is_ok else math.nan
+
+    return {"search": {n: at(n, "search") for n in budgets},
+            "test": {n: at(n, "test") for n in budgets},
+            "curve": [math.nan if t is None else t.fitness.objectives[objective]
+                      for t in curve],
+            "documents": status.documents, "candidates": status.evaluations,
+            "wall_s": wall, "sign": sign}
+
+
+def evaluations_to_reach(curve: list[float], target: float, sign: float) -> int | None:
+    for i, value in enumerate(curve, 1):
+        if not math.isnan(value) and sign * value >= sign * target:
+            return i
+    return None
+
+
+def mean_spread(values: list[float]) -> str:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def main() -> None:
+    torch.set_num_threads(1)  # on a shared machine, 2-thread ops wait for each other
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--campaign", type=Path, required=True)
+    parser.add_argument("--work", type=Path, default=Path("runs/bench_optimizers"))
+    parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
+    parser.add_argument("--budgets", default="25,50,100,200")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--fidelity", default=None, help="levels, e.g. 0.1,0.3,1.0")
+    parser.add_argument("--fidelity-optimizers", default=f"{DEFAULT},{PAPER}")
+    args = parser.parse_args()
+    budgets = sorted(int(b) for b in args.budgets.split(","))
+    base = read_yaml(args.campaign)
+    runs: dict[tuple[str, str], list[dict]] = {}
+    skipped: dict[str, str] = {}
+    print(f"machine: {machine('cpu', VERSIONS)}", flush=True)
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    modes = [("full", None)]
+    if args.fidelity:
+        modes.append(("fidelity", [float(v) for v in args.fidelity.split(",")]))
+    for optimizer in args.optimizers.split(","):
+        for mode, levels in modes:
+            if mode == "fidelity" and optimizer not in args.fidelity_optimizers.split(","):
+                continue
+            for seed in range(args.seeds):
+                budget = {"evaluations": budgets[-1]}
+                if mode == "fidelity":  # the same documents as the full run of this seed
+                    budget = {"documents": runs[(optimizer, "full")][seed]["documents"]}
+                try:
+                    data = campaign_for(base, args.campaign, optimizer, seed, budget, levels)
+                    result = one_run(args.work, data, budgets)
+                except ConfigError as exc:  # the optimizer does not fit the campaign
+                    skipped[optimizer] = exc.rule
+                    break
+                except Exception as exc:  # noqa: BLE001 - one optimizer's crash is a row
+                    skipped[optimizer] = f"failed: {type(exc).__name__}: {exc}"[:200]
+                    break
+                runs.setdefault((optimizer, mode), []).append(result)
+                print(f"{optimizer} {mode} seed {seed}: search "
+                      f"{result['search']} test {result['test']} "
+                      f"({result['candidates']} candidates, {result['wall_s']:.0f} s)",
+                      file=sys.stderr, flush=True)
+    report(args, budgets, runs, skipped, started)
+
+
+def report(args, budgets: list[int], runs: dict, skipped: dict, started: str) -> None:
+    every = [r for rs in runs.values() for r in rs]
+    sign = every[0]["sign"] if every else 1.0
+    best_found = max((sign * v for r in every for v in r["curve"] if not math.isnan(v)),
+                     default=math.nan) * sign
+    target = best_found * REACH if sign > 0 else best_found / REACH
+    print(f"\n`python benchmarks/optimizer_efficiency.py --campaign {args.campaign} "
+          f"--budgets {args.budgets} --seeds {args.seeds}"
+          + (f" --fidelity {args.fidelity}" if args.fidelity else "")
+          + f"` (from {started}); best search score any run found: {best_found:.4f}; "
+          f"95% of it: {target:.4f}\n")
+    print("| optimizer | mode | budget | best search | its test | evaluations to 95% "
+          "(runs that reached it) |")
+    print("|---|---|---|---|---|---|")
+    for (optimizer, mode), rs in runs.items():
+        reached = [evaluations_to_reach(r["curve"], target, sign) for r in rs]
+        hit = [n for n in reached if n is not None]
+        to_reach = (f"{statistics.mean(hit):.0f} ({len(hit)}/{len(rs)})" if hit
+                    else f"not reached (0/{len(rs)})")
+        for n in budgets:
+            print(f"| {optimizer} | {mode} | {n} | "
+                  f"{mean_spread([r['search'][n] for r in rs])} | "
+                  f"{mean_spread([r['test'][n] for r in rs])} | {to_reach} |")
+    for optimizer, why in skipped.items():
+        print(f"| {optimizer} | n/a | | | | does not apply: {why} |")
+    if (DEFAULT, "full") in runs and (PAPER, "full") in runs:
+        half, full = budgets[-1] // 2, budgets[-1]
+        ours = [r["search"].get(half, math.nan) for r in runs[(DEFAULT, "full")]]
+        if half not in budgets:
+            ours = [r["curve"][min(half, len(r["curve"])) - 1] for r in runs[(DEFAULT, "full")]]
+        theirs = [r["search"][full] for r in runs[(PAPER, "full")]]
+        print(f"\nTarget: {DEFAULT} at {half} evaluations {mean_spread(ours)} against "
+              f"{PAPER} at {full}: {mean_spread(theirs)} (search split, mean over seeds)")
+
+
+if __name__ == "__main__":
+    main()
