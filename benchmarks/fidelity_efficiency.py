@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from machine_info import machine  # benchmarks/, on the path when run as a script
+from optimizer_efficiency import mean_spread
 from evomerge.campaign.config import campaign_from_dict
 from evomerge.campaign.folder import new_folder
 from evomerge.campaign.loop import CampaignLoop
@@ -73,12 +74,6 @@ def one_run(work: Path, data: dict) -> dict:
             "documents": status.documents, "wall_s": wall,
             "search": best.fitness.objectives["score"],
             "test": chosen[0].report["objectives"]["score"] if chosen else float("nan")}
-
-
-def mean_spread(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
 def main() -> None:
