@@ -37,14 +37,22 @@ def _levels(promotion, study, values):
 
 
 @pytest.mark.parametrize("rule", ["successive_halving", "median", "hyperband", "wilcoxon"])
-def test_each_rule_stops_a_clearly_worse_candidate(rule):
+def test_each_rule_stops_clearly_worse_candidates(rule):
     options = {"n_startup_trials": 1} if rule == "median" else {}
     promotion = Promotion(FidelityConfig(levels=LEVELS, rule=rule, options=options), "score")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize")
+    # hyperband puts each trial in a bracket by a hash of the study's name and the trial's
+    # number: a fixed name makes the brackets the same in every run
+    study = optuna.create_study(study_name="rules", direction="maximize")
     for good in (0.8, 0.82, 0.81):
         _levels(promotion, study, [good] * 3)
-    assert _levels(promotion, study, [0.1, 0.1, 0.1])[0] is False  # stopped at level 0
+    worse = [_levels(promotion, study, [0.1, 0.1, 0.1]) for _ in range(4)]
+    stopped = [went_on[-1] is False for went_on in worse]
+    # hyperband splits the trials between brackets, one of which runs every candidate
+    # to the end, and its other brackets see few competitors here: some, not all, stop
+    assert sum(stopped) >= (1 if rule == "hyperband" else 4), worse
+    if rule != "hyperband":
+        assert all(w == [False] for w in worse)  # stopped at level 0
     assert all(_levels(promotion, study, [0.9, 0.9, 0.9]))  # the best goes on to the end
 
 
