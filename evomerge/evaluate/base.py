@@ -35,6 +35,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+from evomerge.errors import ConfigError
 from evomerge.evaluate.fidelity import LevelJob
 from evomerge.records import Direction, Fitness
 
@@ -120,8 +121,11 @@ class Evaluator(ABC):
         return time.perf_counter() - start
 
     def score_level(self, model: Any, tokenizer: Any, job: LevelJob) -> Scores:
-        """Measure one candidate on a fidelity level (evaluators that have levels)."""
-        raise NotImplementedError(f"the {self.kind} evaluator has no fidelity levels")
+        """Measure one candidate on a fidelity level. Only lm-eval search tasks split
+        into levels (the evaluation config refuses fidelity beside other evaluators);
+        any other evaluator refuses a level job with that rule."""
+        raise ConfigError(None, "evaluation.fidelity", self.kind,
+                          "fidelity levels split lm-eval search tasks only")
 
     def evaluate(self, model: Any, tokenizer: Any, job: LevelJob | None = None) -> Fitness:
         """Score one candidate (``job``: on one fidelity level); never raises for a
