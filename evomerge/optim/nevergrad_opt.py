@@ -23,9 +23,12 @@ How the protocol maps onto nevergrad:
 
 Default: ``TwoPointsDE``, nevergrad's recommendation for parallel evaluations, which
 needs no budget. ``NGOpt`` needs ``budget`` and chooses its method from budget,
-num_workers and dim; with numpy >= 2.4 the methods built on nevergrad's ``MetaModel``
-(often NGOpt's choice) fail once their surrogate starts (nevergrad 1.0.12 calls
-``float`` on a one-element array; facebookresearch/nevergrad#1612).
+num_workers and dim. Under numpy >= 2.4 the methods built on nevergrad's ``MetaModel``
+(often NGOpt's choice, e.g. 4 genes, budget 200, 2 workers) would fail once their
+surrogate starts: nevergrad 1.0.12 calls ``float`` on the surrogate's one-element
+prediction, which numpy 2.4 refuses (facebookresearch/nevergrad#1612);
+``_tolerate_one_element_predictions`` makes that one call work. MetaModel fits its
+surrogate with scikit-learn, hence that dependency.
 
 >>> from evomerge.records import Fitness
 >>> opt = NevergradOptimizer(dim=2, seed=0, optimizer="OnePlusOne")
@@ -71,6 +74,7 @@ class NevergradOptimizer(ReplayedOptimizer):
     ):
         import nevergrad as ng
 
+        _tolerate_one_element_predictions()
         registry = ng.optimizers.registry
         if not isinstance(optimizer, str) or optimizer not in registry:
             nearest = difflib.get_close_matches(str(optimizer), list(registry), n=5,
@@ -151,6 +155,25 @@ class NevergradOptimizer(ReplayedOptimizer):
 
     def _as_loss(self, losses: list[float]) -> float | list[float]:
         return losses if self.objectives.multi else losses[0]
+
+
+def _one_element_float(value: Any) -> float:
+    """``float`` as numpy < 2.4 did it: a one-element array of any shape is its element."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return float(value.item())
+    return float(value)
+
+
+def _tolerate_one_element_predictions() -> None:
+    """Give nevergrad's metamodel module the ``float`` it was written for.
+
+    Its surrogate loss is ``float(model.predict(...))`` on a ``(1,)`` array, an error
+    since numpy 2.4. A module-level ``float`` shadows the builtin inside that module
+    only; the patch changes nothing where the builtin already accepts the value.
+    """
+    from nevergrad.optimization import metamodel
+
+    metamodel.float = _one_element_float
 
 
 def _is_sequential(opt: Any) -> bool:

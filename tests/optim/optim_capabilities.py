@@ -49,3 +49,11 @@ CAPABILITIES: dict[str, Capabilities] = {
     "nested_map": Capabilities(single_objective=False, multi_objective=True,
                                one_objective_per_dimension=True),
 }
+
+#: configurations the suite runs besides each registered name's defaults: a suite name ->
+#: (registered name, options). NGOpt is the method nevergrad's users reach for first; it
+#: picks its inner method from budget, workers and dimension.
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "nevergrad-NGOpt": ("nevergrad", {"optimizer": "NGOpt", "budget": 200, "num_workers": 4}),
+}
+CAPABILITIES["nevergrad-NGOpt"] = Capabilities(multi_objective=True)

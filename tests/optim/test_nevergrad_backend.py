@@ -103,3 +103,24 @@ def test_tell_order_within_a_batch_is_learnt_as_given():
     batch = opt.ask(3)
     opt.tell([(c, evaluate(c, MINIMIZE, 2)) for c in reversed(batch)])
     assert seen == [evaluate(c, MINIMIZE, 2).objectives["loss"] for c in reversed(batch)]
+
+
+def _methods(ng_optimizer) -> list[str]:
+    """The class names of a nevergrad optimizer and the methods it delegates to."""
+    names, inner = [], ng_optimizer
+    while inner is not None and type(inner).__name__ not in names:
+        names.append(type(inner).__name__)
+        inner = getattr(inner, "optim", None)
+    return names
+
+
+def test_ngopt_runs_its_budget_where_it_picks_the_metamodel():
+    # 4 genes, budget 200, 2 workers: NGOpt delegates to MetaModel, whose surrogate
+    # loss nevergrad 1.0.12 computes with float() on a one-element array (an error
+    # under numpy >= 2.4 without evomerge's fix)
+    opt = run(NevergradOptimizer(4, MINIMIZE, 0, optimizer="NGOpt", budget=200,
+                                 num_workers=2), 200, batch=2)
+    assert any("MetaModel" in name for name in _methods(opt.ng_optimizer))
+    assert len(opt.history) == 200
+    first = min(t.fitness.objectives["loss"] for t in opt.history[:20])
+    assert opt.best().fitness.objectives["loss"] < first / 10

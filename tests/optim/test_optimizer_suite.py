@@ -1,6 +1,7 @@
 """The shared suite every registered optimizer must pass.
 
-Parametrised over ``OPTIMIZERS.names()``: every registered optimizer must have its
+Parametrised over ``OPTIMIZERS.names()`` and the configurations in
+``optim_capabilities.VARIANTS``: every registered optimizer must have its
 ``Capabilities`` in ``optim_capabilities.CAPABILITIES``, which decide the checks that
 apply (box points, one or several objectives, the comparison with random search).
 """
@@ -11,7 +12,7 @@ import json
 
 import numpy as np
 import pytest
-from optim_capabilities import CAPABILITIES
+from optim_capabilities import CAPABILITIES, VARIANTS
 from optim_toys import (
     MAXIMIZE,
     MINIMIZE,
@@ -27,11 +28,18 @@ from optim_toys import (
 
 from evomerge.errors import ConfigError
 from evomerge.optim.base import ConflictingResultError, ObjectiveSpec
-from evomerge.optim.registry import OPTIMIZERS, build_optimizer
+from evomerge.optim.registry import OPTIMIZERS
+from evomerge.optim.registry import build_optimizer as build_registered
 from evomerge.records import Candidate, Fitness
 
 NAMES = OPTIMIZERS.names()
-DECLARED = [name for name in NAMES if name in CAPABILITIES]  # the others fail below
+DECLARED = [name for name in NAMES if name in CAPABILITIES] + list(VARIANTS)  # the others fail below
+
+
+def build_optimizer(name: str, dim: int, spec: ObjectiveSpec, seed: int, **options):
+    """A registered optimizer by name, or a suite variant with its options."""
+    registered, variant_options = VARIANTS.get(name, (name, {}))
+    return build_registered(registered, dim, spec, seed, **variant_options, **options)
 SEEDS = (0, 1, 2)
 
 
@@ -61,7 +69,8 @@ def never_asked(name: str, dim: int, like: Candidate, rng: np.random.Generator) 
 
 
 def test_every_optimizer_declares_its_capabilities():
-    assert NAMES and set(NAMES) == set(CAPABILITIES)
+    assert NAMES and set(NAMES) == set(CAPABILITIES) - set(VARIANTS)
+    assert {registered for registered, _ in VARIANTS.values()} <= set(NAMES)
 
 
 @pytest.mark.parametrize("name,spec", objective_cases())
