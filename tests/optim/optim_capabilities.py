@@ -48,6 +48,8 @@ CAPABILITIES: dict[str, Capabilities] = {
     "map": Capabilities(multi_objective=True, beats_random_single=False),
     "nested_map": Capabilities(single_objective=False, multi_objective=True,
                                one_objective_per_dimension=True),
+    # a suite variant (VARIANTS below), not a registered name
+    "nevergrad-NGOpt": Capabilities(multi_objective=True),
 }
 
 #: configurations the suite runs besides each registered name's defaults: a suite name ->
@@ -56,4 +58,3 @@ CAPABILITIES: dict[str, Capabilities] = {
 VARIANTS: dict[str, tuple[str, dict]] = {
     "nevergrad-NGOpt": ("nevergrad", {"optimizer": "NGOpt", "budget": 200, "num_workers": 4}),
 }
-CAPABILITIES["nevergrad-NGOpt"] = Capabilities(multi_objective=True)
