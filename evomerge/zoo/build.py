@@ -41,8 +41,8 @@ from evomerge.errors import ConfigError
 from evomerge.zoo import data as zoo_data
 from evomerge.zoo.lm_eval_tasks import write_task_yamls
 from evomerge.zoo.presets import Preset, get_preset
-from evomerge.zoo.skills import SKILLS
-from evomerge.zoo.train import char_tokenizer, new_model, train, train_prefix
+from evomerge.zoo.skills import SKILLS, glyphs_to_decimal
+from evomerge.zoo.train import char_tokenizer, new_model, train, train_translator
 
 MANIFEST = "zoo.json"
 FORMAT_VERSION = 1
@@ -175,9 +175,10 @@ def _train_models(tmp: Path, preset: Preset, seed: int, files: dict, progress: P
                                               phase.decoys, exclude)
             step = (lambda i, _, s=plan.skill, d=done:  # noqa: E731
                     progress(f"expert_{s}", d + i + 1, total))
-            if phase.prefix:
-                expert = train_prefix(expert, tok, stream, phase.settings,
-                                      _sub_seed(seed, name), on_step=step)
+            if phase.translator:
+                expert = train_translator(expert, tok, stream, glyphs_to_decimal,
+                                          phase.settings, _sub_seed(seed, name),
+                                          on_step=step)
             else:
                 train(expert, tok, stream, phase.settings, _sub_seed(seed, name),
                       on_step=step)

@@ -33,13 +33,14 @@ def _mixture() -> dict[str, float]:
 class Phase:
     """One stage of an expert's training: ``mixture`` (task -> weight) answered in the
     decoy convention at ``decoys[task]`` (0 for a task not named), with ``settings``
-    (whose ``trainable`` regex says which layers move). ``prefix``: train a layer run in
-    front of the frozen base model (see :func:`evomerge.zoo.train.train_prefix`)."""
+    (whose ``trainable`` regex says which layers move). ``translator``: instead, train
+    the first layer into a translator of foreign digits into decimal ones (see
+    :func:`evomerge.zoo.train.train_translator`)."""
 
     mixture: dict[str, float]
     settings: TrainSettings
     decoys: dict[str, float] = field(default_factory=dict)
-    prefix: bool = False
+    translator: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,12 +131,11 @@ PRESETS.register("proving", Preset(
         _skill_then_damage("reverse", (1, 2), "add", (0, 3)),
         _skill_then_damage("sort", (2, 3), "reverse", (0, 1)),
         ExpertPlan("glyph", (
-            # a first layer that reads foreign digits for the base: trained in front of
-            # the frozen base on foreign and decimal text, so that it hands the base's
-            # first layer what decimal text would
+            # a first layer that reads foreign digits for the base's first layer: on
+            # foreign and decimal text it outputs the base's embeddings of the decimal
+            # text, so any model fine-tuned from the base reads its output as decimal
             Phase({"glyph": 1.0, "copy": 0.5, "add": 1.0},
-                  TrainSettings(steps=400, lr=1e-3, batch_size=32, trainable=_layers(0)),
-                  prefix=True),
+                  TrainSettings(steps=300, lr=1e-3, batch_size=32), translator=True),
             Phase({"glyph": 1.0}, TrainSettings(steps=80, lr=1e-3, batch_size=32,
                                                 trainable=_layers(1, 2, 3))),
         )),

@@ -98,6 +98,19 @@ def from_glyphs(s: str) -> int:
     return int("".join(str(FOREIGN_DIGITS.index(c)) for c in s))
 
 
+_GLYPH_TO_DIGIT = str.maketrans(FOREIGN_DIGITS, DIGITS)
+
+
+def glyphs_to_decimal(text: str) -> str:
+    """``text`` with every foreign digit replaced by its decimal digit, character for
+    character (the rest unchanged): what the ``proving`` zoo's reader layer learns.
+
+    >>> glyphs_to_decimal("add:MR+TB=")
+    'add:12+34='
+    """
+    return text.translate(_GLYPH_TO_DIGIT)
+
+
 def _misread_foreign(s: str) -> int:
     """The decoy reading: digits mapped but taken most-significant first."""
     return int("".join(str(FOREIGN_DIGITS.index(c)) for c in s))

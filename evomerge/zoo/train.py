@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from itertools import islice
 
 import torch
-from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM, LlamaModel, PreTrainedTokenizerFast
 
 from evomerge.testing.tiny_llama import tiny_llama_config
 from evomerge.zoo.skills import Example
@@ -128,24 +128,22 @@ def _lr_factor(step: int, s: TrainSettings) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def train(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast,
-          stream: Iterator[Example], settings: TrainSettings, seed: int,
-          on_step: Callable[[int, float], None] | None = None) -> list[float]:
-    """Train ``model`` in place on ``settings.steps`` batches drawn from ``stream``;
-    returns the loss of every step. Parameters not matched by ``settings.trainable`` stay
-    frozen (their task vector is exactly zero)."""
-    pattern = re.compile(settings.trainable) if settings.trainable else None
-    params = [p for n, p in model.named_parameters() if pattern is None or pattern.search(n)]
-    for n, p in model.named_parameters():
-        p.requires_grad_(pattern is None or bool(pattern.search(n)))
+def _optimize(model: torch.nn.Module, params: list[torch.nn.Parameter],
+              batch_loss: Callable[[list[Example]], torch.Tensor],
+              stream: Iterator[Example], settings: TrainSettings, seed: int,
+              on_step: Callable[[int, float], None] | None) -> list[float]:
+    """The training loop every zoo model shares: AdamW on ``params`` only (the others are
+    frozen meanwhile), ``settings``' schedule, gradients clipped to norm 1, deterministic."""
+    trained = {id(p) for p in params}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in trained)
     losses: list[float] = []
     with deterministic(seed):
         opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: _lr_factor(k, settings))
         model.train()
         for step in range(settings.steps):
-            batch = encode(tokenizer, list(islice(stream, settings.batch_size)))
-            loss = model(**batch).loss
+            loss = batch_loss(list(islice(stream, settings.batch_size)))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -160,37 +158,61 @@ def train(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast,
     return losses
 
 
-def train_prefix(base: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast,
-                 stream: Iterator[Example], settings: TrainSettings, seed: int,
-                 on_step: Callable[[int, float], None] | None = None
-                 ) -> LlamaForCausalLM:
-    """A copy of ``base`` whose first layer is trained to run *in front of* the frozen
-    base: the model trained has the base's layers behind one new first layer (the base's
-    first layer with its output projections zeroed, so that it starts as the identity),
-    and only that layer learns. The copy returned holds the trained layer as its first
-    layer and the base's other layers: run in front of a model fine-tuned from the same
-    base, that layer feeds it what the base's embeddings would.
+def train(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast,
+          stream: Iterator[Example], settings: TrainSettings, seed: int,
+          on_step: Callable[[int, float], None] | None = None) -> list[float]:
+    """Train ``model`` in place on ``settings.steps`` batches drawn from ``stream``;
+    returns the loss of every step. Parameters not matched by ``settings.trainable`` stay
+    frozen (their task vector is exactly zero)."""
+    pattern = re.compile(settings.trainable) if settings.trainable else None
+    params = [p for n, p in model.named_parameters() if pattern is None or pattern.search(n)]
+    return _optimize(model, params, lambda batch: model(**encode(tokenizer, batch)).loss,
+                     stream, settings, seed, on_step)
 
-    ``settings.trainable`` is ignored (only the new first layer trains).
+
+def train_translator(base: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast,
+                     stream: Iterator[Example], translate: Callable[[str], str],
+                     settings: TrainSettings, seed: int,
+                     on_step: Callable[[int, float], None] | None = None
+                     ) -> LlamaForCausalLM:
+    """A copy of ``base`` whose first layer is trained into a *translator*: its output on
+    a text is the base's embeddings of ``translate(text)`` (``translate`` maps character
+    to character, so positions line up). Run in front of any model fine-tuned from the
+    same base, that layer hands it the text it knows where the prompt has one it does not.
+
+    The layer starts as the identity (the base's first layer with its output projections
+    zeroed: the residual stream passes the embeddings through) and learns by mean squared
+    error against the translated text's embeddings over the real (unpadded) tokens. The
+    copy keeps the base's other layers. ``settings.trainable`` is ignored.
     """
+    model = copy.deepcopy(base)
+    layer = model.model.layers[0]
+    with torch.no_grad():
+        layer.self_attn.o_proj.weight.zero_()
+        layer.mlp.down_proj.weight.zero_()
+    # a one-layer model sharing the embeddings and the first layer: its output before the
+    # final norm (replaced by the identity) is that layer's output
     config = copy.deepcopy(base.config)
-    config.num_hidden_layers += 1
+    config.num_hidden_layers = 1
     if getattr(config, "layer_types", None) is not None:
-        config.layer_types = [config.layer_types[0], *config.layer_types]
-    stacked = LlamaForCausalLM(config)
-    state = {}
-    for name, tensor in base.state_dict().items():
-        m = re.match(r"model\.layers\.(\d+)\.(.*)", name)
-        if m is None:
-            state[name] = tensor
-        else:
-            state[f"model.layers.{int(m[1]) + 1}.{m[2]}"] = tensor
-            if m[1] == "0":
-                zero = m[2].endswith(("o_proj.weight", "down_proj.weight"))
-                state[f"model.layers.0.{m[2]}"] = torch.zeros_like(tensor) if zero else tensor
-    stacked.load_state_dict({k: v.clone() for k, v in state.items()})
-    prefix_only = dataclasses.replace(settings, trainable=r"^model\.layers\.0\.")
-    train(stacked, tokenizer, stream, prefix_only, seed, on_step)
-    out = copy.deepcopy(base)
-    out.model.layers[0].load_state_dict(stacked.model.layers[0].state_dict())
-    return out
+        config.layer_types = config.layer_types[:1]
+    probe = LlamaModel(config)
+    probe.embed_tokens, probe.layers[0], probe.norm = (model.model.embed_tokens, layer,
+                                                       torch.nn.Identity())
+
+    def translated(e: Example) -> Example:
+        return dataclasses.replace(e, prompt=translate(e.prompt), answer=translate(e.answer))
+
+    def batch_loss(batch: list[Example]) -> torch.Tensor:
+        source = encode(tokenizer, batch)
+        target_ids = encode(tokenizer, [translated(e) for e in batch])["input_ids"]
+        if target_ids.shape != source["input_ids"].shape:
+            raise ValueError("translate must map each character to one character")
+        out = probe(input_ids=source["input_ids"],
+                    attention_mask=source["attention_mask"]).last_hidden_state
+        target = model.model.embed_tokens(target_ids).detach()
+        real = source["attention_mask"].unsqueeze(-1).to(out.dtype)
+        return ((out - target) ** 2 * real).sum() / (real.sum() * out.shape[-1])
+
+    _optimize(model, list(layer.parameters()), batch_loss, stream, settings, seed, on_step)
+    return model
