@@ -25,11 +25,16 @@ Run from the repository root::
     python benchmarks/optimizer_efficiency.py --campaign CAMPAIGN.yaml
     python benchmarks/optimizer_efficiency.py --campaign CAMPAIGN.yaml --budgets 25,50 \\
         --seeds 2 --optimizers cma,random --fidelity 0.1,0.3,1.0
+
+To share the runs between processes (one per core or machine), give each its optimizers
+and ``--save PART.json``, then print the one table from all parts with
+``--combine PART.json ...`` (the 95% target is then the best of every part's runs).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shutil
 import statistics
@@ -149,8 +154,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--fidelity", default=None, help="levels, e.g. 0.1,0.3,1.0")
     parser.add_argument("--fidelity-optimizers", default=f"{DEFAULT},{PAPER}")
+    parser.add_argument("--save", type=Path, help="also write the runs to this JSON file")
+    parser.add_argument("--combine", type=Path, nargs="+",
+                        help="run nothing: print the table of these --save files")
     args = parser.parse_args()
     budgets = sorted(int(b) for b in args.budgets.split(","))
+    if args.combine:
+        runs, skipped, started = load_parts(args.combine)
+        report(args, budgets, runs, skipped, started)
+        return
     base = read_yaml(args.campaign)
     runs: dict[tuple[str, str], list[dict]] = {}
     skipped: dict[str, str] = {}
@@ -181,7 +193,31 @@ def main() -> None:
                       f"{result['search']} test {result['test']} "
                       f"({result['candidates']} candidates, {result['wall_s']:.0f} s)",
                       file=sys.stderr, flush=True)
+    if args.save:
+        save_part(args.save, runs, skipped, started)
     report(args, budgets, runs, skipped, started)
+
+
+def save_part(path: Path, runs: dict, skipped: dict, started: str) -> None:
+    rows = [{"optimizer": o, "mode": m, "runs": rs} for (o, m), rs in runs.items()]
+    path.write_text(json.dumps({"started": started, "runs": rows, "skipped": skipped}))
+
+
+def load_parts(paths: list[Path]) -> tuple[dict, dict, str]:
+    """The runs, skipped optimizers and earliest start of several ``--save`` files."""
+    runs: dict[tuple[str, str], list[dict]] = {}
+    skipped: dict[str, str] = {}
+    starts = []
+    for path in paths:
+        part = json.loads(path.read_text())
+        starts.append(part["started"])
+        skipped.update(part["skipped"])
+        for row in part["runs"]:
+            for r in row["runs"]:  # JSON keys are strings; the budgets are ints
+                r["search"] = {int(n): v for n, v in r["search"].items()}
+                r["test"] = {int(n): v for n, v in r["test"].items()}
+            runs.setdefault((row["optimizer"], row["mode"]), []).extend(row["runs"])
+    return runs, skipped, min(starts)
 
 
 def report(args, budgets: list[int], runs: dict, skipped: dict, started: str) -> None:

@@ -8,7 +8,10 @@ as the paper includes a slot whose indicator is positive); the path is the slots
 are on, in slot order. As in the paper, the first model frames the path (embeddings,
 final norm, head): the path starts with its first layer (slot 0) and ends with its last
 layer in the last repetition; those two slots are always on and have no gene, and no
-slot after the end has one. ``scales`` says how the hidden state entering each hop is
+slot after the end has one. ``anchored: false`` drops both anchors: every slot has a
+gene, the path may start and end with any layer (the first model still gives the
+embeddings, final norm and head), and a point with no slot on takes the one slot whose
+gene is highest, so the path is never empty. ``scales`` says how the hidden state entering each hop is
 scaled: ``pair``, the paper's W[i, j] for a hop into layer j from layer i (M x M genes);
 ``layer``, one scale per layer entered (M genes, the compact form for large M); or
 ``none`` (every scale 1, a plain layer stack). The first hop, from the embeddings, is
@@ -23,6 +26,7 @@ first), then the data-flow roles other than ``merged``.
     dataflow:
       models: [a, b]        # role names; the first frames the path
       repeats: 3
+      anchored: true        # start on a's first layer, end on its last
       scales: {per: pair, bounds: [0.0, 2.0]}
 """
 
@@ -65,6 +69,7 @@ class ScaleGenes(_Strict):
 class Dataflow(_Strict):
     models: list[str] = Field(min_length=1)
     repeats: int = Field(3, ge=1)
+    anchored: bool = True
     scales: ScaleGenes = Field(default_factory=ScaleGenes)
     merge: str | dict[str, Any] | None = None
 
@@ -148,13 +153,16 @@ class BoundDataflowSpace(BoundSpace):
         self.slots = [(i, layer) for _ in range(flow.repeats)
                       for i, n in enumerate(self.layer_counts) for layer in range(n)]
         self.end = (flow.repeats - 1) * self.num_layers + self.layer_counts[0] - 1
+        # the slots with an on/off gene: those between the anchors, or every slot
+        self._free = (list(range(1, self.end)) if flow.anchored
+                      else list(range(len(self.slots))))
         self._offsets = [sum(self.layer_counts[:i]) for i in range(len(self.models))]
         self.genes = list(self.merge.genes) if self.merge else []
         self._merge_dim = len(self.genes)
         labels = model_labels([m for m in self.models if m != MERGED])
         self._names = [labels.get(m, MERGED_ROLE) for m in self.models]
         self.genes += [Gene(f"on[{self._slot_name(s)}]", choices=(False, True))
-                       for s in range(1, self.end)]
+                       for s in self._free]
         scales = flow.scales
         low, high = scales.bounds
         self.genes += [Gene(f"scale[{name}]", low, high, scales.transform)
@@ -180,7 +188,7 @@ class BoundDataflowSpace(BoundSpace):
     def _scale_coord(self, prev: int, j: int) -> int | None:
         """The coordinate of the scale of a hop into layer j from layer prev."""
         per = self.space.dataflow.scales.per
-        first = self._merge_dim + self.end - 1
+        first = self._merge_dim + len(self._free)
         if per == "pair":
             return first + prev * self.num_layers + j
         return first + j if per == "layer" else None
@@ -196,8 +204,12 @@ class BoundDataflowSpace(BoundSpace):
         data: dict[str, Any] = {}
         if self.merge is not None:
             data = _content(self.merge.decode(unit[:self._merge_dim]).recipe)
-        on = [0] + [s for s in range(1, self.end)
-                    if category(unit[self._merge_dim + s - 1], 2)] + [self.end]
+        genes = unit[self._merge_dim:self._merge_dim + len(self._free)]
+        on = [s for s, g in zip(self._free, genes) if category(g, 2)]
+        if self.space.dataflow.anchored:
+            on = [0, *on, self.end]
+        elif not on:  # never an empty path: the slot closest to being on
+            on = [self._free[max(range(len(genes)), key=lambda k: genes[k])]]
         scales = self.space.dataflow.scales
         hops, prev = [], None
         for s in dict.fromkeys(on):  # one slot when the path's first layer is its last
@@ -209,6 +221,8 @@ class BoundDataflowSpace(BoundSpace):
             prev = self._flat(s)
         data["routing"] = {"embeddings": self.models[0], "path": hops,
                            "max_length": len(self.slots)}
+        if not self.space.dataflow.anchored:
+            data["routing"]["anchored"] = False
         data.setdefault("seed", self.space.seed)
         return Decoded(load_recipe_dict(data, self.file), clipped)
 
@@ -224,8 +238,8 @@ class BoundDataflowSpace(BoundSpace):
             x[:self._merge_dim] = self.merge.encode(data)
         hops = routing["path"]
         slots = self._match(hops)
-        for s in range(1, self.end):
-            x[self._merge_dim + s - 1] = _ON if s in slots else _OFF
+        for k, s in enumerate(self._free):
+            x[self._merge_dim + k] = _ON if s in slots else _OFF
         scales = self.space.dataflow.scales
         for prev, s, hop in zip(slots, slots[1:], hops[1:]):
             coord = self._scale_coord(self._flat(prev), self._flat(s))
@@ -240,13 +254,15 @@ class BoundDataflowSpace(BoundSpace):
 
     def _match(self, hops: list[dict[str, Any]]) -> list[int]:
         """The earliest slots, in order, that hold the path's hops (first and last on the
-        anchors)."""
+        anchors, if anchored)."""
+        anchored = self.space.dataflow.anchored
         out, start = [], 0
         for k, hop in enumerate(hops):
             last = k == len(hops) - 1
-            candidates = [self.end] if last else range(start, self.end)
+            candidates = ([self.end] if last and anchored else
+                          range(start, self.end if anchored else len(self.slots)))
             s = next((s for s in candidates if self._holds(s, hop)), None)
-            if s is None or (k == 0 and s != 0):
+            if s is None or (anchored and k == 0 and s != 0):
                 raise _outside(f"routing.path[{k}]", f"{hop['model']} layer {hop['layer']}",
                                "no slot of this space holds this hop in path order")
             out.append(s)
@@ -271,7 +287,8 @@ def describe_dataflow(space: DataflowSpace) -> str:
     counts = " + ".join(f"L_{r}" for r in flow.models)
     scales = {"pair": "M x M", "layer": "M", "none": "0"}[flow.scales.per]
     lines = [f"data-flow over {', '.join(flow.models)}; M = {counts}; r = {flow.repeats}",
-             f"  on     one per slot between the anchors  (r-1) x M + L_{flow.models[0]} - 2",
+             (f"  on     one per slot between the anchors  (r-1) x M + L_{flow.models[0]} - 2"
+              if flow.anchored else "  on     one per slot (anchored: false)  r x M"),
              (f"  scale  per {flow.scales.per}, {list(flow.scales.bounds)} "
               f"{flow.scales.transform}  {scales}")]
     if flow.merge is not None:

@@ -27,11 +27,14 @@ def _bind(name, n_layers, tied=False):
 
 # Hand counts with two models of L layers: M = 2L layers, r = 3 repeats, slots between
 # the anchors (slot 0 and a's last layer in the last repeat): 2M + L - 2.
+# Unanchored, with r = 2: a gene for each of the 2M slots.
 ZOO = {"dataflow.yaml": (2 * 8 + 4 - 2) + 8 * 8,            # L = 4: 18 + W[i, j]
        "dataflow_compact.yaml": 18 + 8,                     # 18 + a scale per layer
+       "dataflow_unanchored.yaml": 2 * 8 + 8,               # every slot + a scale per layer
        "dare_ties_dataflow.yaml": 2 * 4 + 18 + 8}           # DARE-TIES density, weight
 SMOLLM2 = {"dataflow.yaml": (2 * 60 + 30 - 2) + 60 * 60,   # L = 30: 148 + 3600
            "dataflow_compact.yaml": 148 + 60,
+           "dataflow_unanchored.yaml": 2 * 60 + 60,
            "dare_ties_dataflow.yaml": 2 * 30 + 148 + 60}
 
 
@@ -74,6 +77,29 @@ def test_a_point_says_which_slots_are_on_and_how_each_hop_is_scaled():
     shortest, _ = bound.decode(_point(bound))
     assert [(h.model, h.layer) for h in shortest.routing.path] == [("models/a", 0),
                                                                    ("models/a", 3)]
+
+
+def test_an_unanchored_path_starts_and_ends_in_any_model_and_is_never_empty():
+    bound = _bind("dataflow_unanchored.yaml", 4)
+    names = [g.name for g in bound.genes]
+    assert names[:2] == ["on[a.0 r1]", "on[a.1 r1]"] and names[15] == "on[b.3 r2]"
+    # the reading model's first layer, then all of the other model's: no anchor needed
+    x = _point(bound, on={"on[a.0 r1]", *(f"on[b.{i} r1]" for i in range(4))},
+               scales={"scale[-> b.0]": 0.25})
+    recipe, _ = bound.decode(x)
+    assert [(h.model, h.layer, h.scale) for h in recipe.routing.path] == [
+        ("models/a", 0, 1.0), ("models/b", 0, 0.5), ("models/b", 1, 1.0),
+        ("models/b", 2, 1.0), ("models/b", 3, 1.0)]
+    assert recipe.routing.anchored is False and recipe.routing.embeddings == "models/a"
+    assert bound.encode(recipe) == bound.encode(bound.decode(bound.encode(recipe)).recipe)
+    # nothing on: the one slot whose gene is highest
+    x = _point(bound)
+    x[names.index("on[b.2 r2]")] = 0.4
+    lone, _ = bound.decode(x)
+    assert [(h.model, h.layer) for h in lone.routing.path] == [("models/b", 2)]
+    # an anchored space refuses the unanchored path, naming why
+    with pytest.raises(ConfigError, match="no slot of this space holds this hop"):
+        _bind("dataflow_compact.yaml", 4).encode(recipe)
 
 
 @pytest.mark.parametrize("name", DATAFLOW)
