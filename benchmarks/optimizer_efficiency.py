@@ -60,6 +60,7 @@ OPTIMIZERS: dict[str, dict[str, Any]] = {
     "cma": {"name": "cma"},  # the default: pycma, x0 = 0.5, sigma0 = 1/6
     "optuna-cmaes": {"name": "optuna", "options": {"sampler": "CmaEs"}},
     "optuna-tpe": {"name": "optuna", "options": {"sampler": "TPE"}},
+    "optuna-gp": {"name": "optuna", "options": {"sampler": "GP"}},  # Bayesian optimisation
     "ngopt": {"name": "nevergrad", "options": {"optimizer": "NGOpt"}},  # + the budget
     "m2n2": {"name": "m2n2"},
     "map": {"name": "map"},

@@ -252,12 +252,16 @@ def campaign_from_dict(data: dict[str, Any], file: Path | None = None) -> Campai
     else:
         space = space_from_dict(config.space, file)
         space_file = file
+        # an inline data-flow space may name its merge's file (relative to this file):
+        # read it in, so that the campaign folder's copy means the same
+        config.space = self_contained(config.space, file)
     try:
         bound = space.bind(config.models.base, config.models.sources, file=space_file)
     except ConfigError as exc:  # the campaign's models against the space: name both files
         where = "" if exc.file in (None, file) else f" (space {exc.file})"
-        raise ConfigError(file, "models" if exc.field in ("base", "models", "sources")
-                          else f"space.{exc.field}", exc.value, exc.rule + where) from None
+        field = ("models" if exc.field in ("base", "models", "sources") else
+                 "space" if exc.field is None else f"space.{exc.field}")
+        raise ConfigError(file, field, exc.value, exc.rule + where) from None
     except CheckpointError as exc:  # folders whose tensors do not line up
         raise ConfigError(file, "models", [config.models.base, *config.models.sources],
                           str(exc)) from None

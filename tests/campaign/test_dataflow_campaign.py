@@ -4,6 +4,7 @@ scored like any merge; the folder reopens for status and resume."""
 from __future__ import annotations
 
 import pytest
+import yaml
 from campaign_support import DELETE, SPACES, write_campaign
 
 from evomerge.campaign.folder import open_folder
@@ -33,3 +34,20 @@ def test_a_dataflow_campaign_runs_and_reopens(tiny_zoo, tmp_path, space):
     assert (space == "dare_ties_dataflow.yaml") == all(r.merge_method for r in recipes)
     assert all(t.fitness.timings["merge_s"] > 0 for t in trials)  # built, then scored
     assert run_folder(reopened, resume=True).evaluations == 4  # nothing evaluated again
+
+
+def test_an_inline_dataflow_space_keeps_its_merge_file_in_the_folders_copy(tiny_zoo, tmp_path):
+    experts = [str(tiny_zoo.experts[s]) for s in ("add", "read", "reverse")]
+    inline = {"dataflow": {"merge": str(SPACES / "dare_ties_layerwise.yaml"),
+                           "models": ["merged", "other"], "repeats": 1, "anchored": False,
+                           "scales": {"per": "none"}}}
+    path = write_campaign(tmp_path / "c.yaml", tiny_zoo, space=inline,
+                          models__sources=experts, budget={"evaluations": 2})
+    folder = prepare_run(path, tmp_path / "out")
+    assert run_folder(folder).evaluations == 2
+    saved = yaml.safe_load((tmp_path / "out" / "campaign.yaml").read_text())
+    assert saved["space"]["dataflow"]["merge"]["merge_method"] == "dare_ties"
+    reopened = open_folder(tmp_path / "out")  # as status and resume open it
+    assert campaign_status(reopened)["complete"] == 2
+    assert all(not r.routing.anchored for r in map(reopened.trial_recipe,
+                                                   reopened.open_record().trials()))
