@@ -88,8 +88,7 @@ def status(out_dir: Path, as_json: bool) -> None:
     if s["best"] is None:
         click.echo("best        none yet")
     for rank, chosen in enumerate(s["chosen"], 1):
-        report = chosen["report"]
-        test = "" if report is None else f"  report {report.get(name, float('nan')):.4g}"
+        test = _report_scores(chosen["report"], name)
         click.echo(f"{'best' if rank == 1 else f'#{rank}':<12}{name} = "
                    f"{chosen['objectives'][name]:.4g}{test}  uid {chosen['uid']}"
                    f"  trial {chosen['trial']}  recipe {chosen['recipe_hash']}")
@@ -163,3 +162,14 @@ def _duration(seconds: float) -> str:
     minutes = int(max(seconds, 0) // 60)
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{int(seconds)}s" \
         if minutes == 0 else f"{minutes}m{int(seconds) % 60:02d}s"
+
+
+def _report_scores(report: dict[str, float] | None, objective: str) -> str:
+    """The report tasks' scores of a chosen candidate: the objective's own name where the
+    report has it (a single ``score``), else every report task's metric (the report's
+    tasks are other tasks than the search objectives name)."""
+    if report is None:
+        return ""
+    if objective in report:
+        return f"  report {report[objective]:.4g}"
+    return "  report " + ", ".join(f"{k} {v:.4g}" for k, v in report.items() if k != "score")

@@ -58,3 +58,13 @@ def test_an_out_folder_holding_a_campaign_is_refused(campaign_file, tmp_path, ca
 def test_status_of_a_folder_without_a_campaign_exits_2(tmp_path, capsys):
     assert main(["status", str(tmp_path)]) == 2
     assert "not a campaign folder" in capsys.readouterr().err
+
+
+def test_status_shows_the_report_tasks_of_a_multi_objective_campaign():
+    from evomerge.campaign.cli import _report_scores
+
+    assert _report_scores({"score": 0.5}, "score") == "  report 0.5"
+    # objectives named by search task: the report's tasks are others, each shown
+    report = {"score": 0.6, "t_test/acc": 0.7, "u_test/acc": 0.5}
+    assert _report_scores(report, "t_search/acc") == "  report t_test/acc 0.7, u_test/acc 0.5"
+    assert _report_scores(None, "score") == ""
