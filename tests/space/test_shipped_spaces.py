@@ -67,6 +67,7 @@ def _active(bound, recipe, gene):
 ZOO = {"task_arithmetic.yaml": 4,             # one weight per expert
        "ties_layerwise.yaml": 2 * 4 * 2,      # (weight, density) x 4 experts x 2 blocks
        "dare_ties_layerwise.yaml": 2 * 4 * 4,  # (density, weight) x 4 experts x 4 layers
+       "dare_ties.yaml": 2 * 4,               # (density, weight) x 4 experts
        "slerp_layerwise.yaml": 4 * 3,         # 4 layers x (attention, mlp, rest)
        "lines.yaml": 2,                       # alpha, beta
        "layer_swap.yaml": 1 + 1,              # a quarter of 4 layers at the bottom, top
@@ -75,6 +76,7 @@ ZOO = {"task_arithmetic.yaml": 4,             # one weight per expert
 SMOLLM2 = {"task_arithmetic.yaml": 2,
            "ties_layerwise.yaml": 2 * 2 * 15,
            "dare_ties_layerwise.yaml": 2 * 2 * 30,
+           "dare_ties.yaml": 2 * 2,
            "slerp_layerwise.yaml": 30 * 3,
            "lines.yaml": 2,
            "layer_swap.yaml": 8 + 8,           # 0.25 x 30 = 7.5, rounded half up
