@@ -27,7 +27,6 @@ Run from the repository root (the zoo built first, see the campaign file)::
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import shutil
 import sys
@@ -35,10 +34,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from machine_info import machine  # benchmarks/, on the path when run as a script
-from optimizer_efficiency import mean_spread  # benchmarks/ too
+from optimizer_efficiency import (  # benchmarks/ too
+    campaign_parser,
+    mean_spread,
+    one_worker_copy,
+)
 from evomerge.campaign.config import campaign_from_dict
 from evomerge.campaign.folder import new_folder
 from evomerge.campaign.loop import CampaignLoop
@@ -56,15 +58,6 @@ VARIANTS = {
     "nested": {"name": "nested_map"},
 }
 VERSIONS = ("lm_eval", "optuna")
-
-
-def campaign_for(base: dict, file: Path, name: str, optimizer: dict, seed: int) -> dict:
-    data = {**base, "name": f"{base['name']}-{name}-{seed}", "seed": seed,
-            "optimizer": optimizer,
-            "executor": {"kind": "local", "workers": 1, "device": "cpu"}}
-    if isinstance(data["space"], str):  # relative to the campaign file
-        data["space"] = str((file.parent / data["space"]).resolve())
-    return data
 
 
 def on_report(data: dict, objective: str) -> str:
@@ -126,10 +119,7 @@ def metrics(found: np.ndarray, grid_front: np.ndarray) -> dict[str, float]:
 
 
 def main() -> None:
-    torch.set_num_threads(1)  # on a shared machine, 2-thread ops wait for each other
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--campaign", type=Path, required=True)
-    parser.add_argument("--work", type=Path, default=Path("runs/bench_map"))
+    parser = campaign_parser("runs/bench_map")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--grid-step", type=float, default=0.1)
@@ -138,7 +128,7 @@ def main() -> None:
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"machine: {machine('cpu', VERSIONS)}", flush=True)
 
-    grid_data = campaign_for(base, args.campaign, "grid", VARIANTS["plain"], 0)
+    grid_data = one_worker_copy(base, args.campaign, "grid", VARIANTS["plain"], 0)
     shutil.rmtree(args.work / grid_data["name"], ignore_errors=True)
     folder = new_folder(args.work / grid_data["name"], campaign_from_dict(grid_data),
                         storage=None)
@@ -159,7 +149,7 @@ def main() -> None:
     for variant in args.variants.split(","):
         runs = []
         for seed in range(args.seeds):
-            data = campaign_for(base, args.campaign, variant, VARIANTS[variant], seed)
+            data = one_worker_copy(base, args.campaign, variant, VARIANTS[variant], seed)
             _, search, test = run_variant(args.work, data)
             runs.append({"evaluations": len(search),
                          "search": metrics(search, grid_fronts["search"]),

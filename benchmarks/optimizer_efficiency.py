@@ -59,6 +59,10 @@ from evomerge.execute.batch import evaluate_all
 OPTIMIZERS: dict[str, dict[str, Any]] = {
     "cma": {"name": "cma"},  # the default: pycma, x0 = 0.5, sigma0 = 1/6
     "optuna-cmaes": {"name": "optuna", "options": {"sampler": "CmaEs"}},
+    # pycma variants: a smaller population (more generations per budget), a wider start
+    "cma-pop6": {"name": "cma", "options": {"popsize": 6}},
+    "cma-sigma0.3": {"name": "cma", "options": {"sigma0": 0.3}},
+    "cma-diagonal": {"name": "cma", "options": {"diagonal": True}},  # separable CMA-ES
     "optuna-tpe": {"name": "optuna", "options": {"sampler": "TPE"}},
     "optuna-gp": {"name": "optuna", "options": {"sampler": "GP"}},  # Bayesian optimisation
     "ngopt": {"name": "nevergrad", "options": {"optimizer": "NGOpt"}},  # + the budget
@@ -71,19 +75,38 @@ VERSIONS = ("lm_eval", "optuna", "cma", "nevergrad")
 REACH = 0.95
 
 
+def one_worker_copy(base: dict, file: Path, label: str, optimizer: dict, seed: int) -> dict:
+    """The campaign ``base`` (read from ``file``) with ``optimizer`` and ``seed``, one
+    local CPU worker, its space path made absolute, named after ``label`` and the seed."""
+    data = {**base, "name": f"{base['name']}-{label}-{seed}", "seed": seed,
+            "optimizer": optimizer,
+            "executor": {"kind": "local", "workers": 1, "device": "cpu"}}
+    if isinstance(data["space"], str):  # relative to the campaign file
+        data["space"] = str((file.parent / data["space"]).resolve())
+    return data
+
+
+def campaign_parser(work: str) -> argparse.ArgumentParser:
+    """The options every campaign benchmark here takes (its docstring's first line
+    describes it)."""
+    torch.set_num_threads(1)  # on a shared machine, 2-thread ops wait for each other
+    main_doc = sys.modules["__main__"].__doc__ or ""
+    parser = argparse.ArgumentParser(description=main_doc.split("\n\n")[0])
+    parser.add_argument("--campaign", type=Path, required=True)
+    parser.add_argument("--work", type=Path, default=Path(work))
+    return parser
+
+
 def campaign_for(base: dict, file: Path, optimizer: str, seed: int, budget: dict,
                  fidelity: list[float] | None) -> dict:
-    data = {**base, "name": f"{base['name']}-{optimizer}-{seed}", "seed": seed,
-            "budget": budget, "optimizer": OPTIMIZERS[optimizer],
-            "executor": {"kind": "local", "workers": 1, "device": "cpu"}}
+    data = {**one_worker_copy(base, file, optimizer, OPTIMIZERS[optimizer], seed),
+            "budget": budget}
     if optimizer == "ngopt":  # NGOpt picks its method from the budget
         data["optimizer"] = {**data["optimizer"], "options": {
             **data["optimizer"]["options"], "budget": budget.get("evaluations", 200)}}
     data["evaluation"] = {**base["evaluation"]}
     if fidelity is not None:
         data["evaluation"]["fidelity"] = {"levels": fidelity}
-    if isinstance(data["space"], str):  # relative to the campaign file
-        data["space"] = str((file.parent / data["space"]).resolve())
     return data
 
 
@@ -146,10 +169,7 @@ def mean_spread(values: list[float]) -> str:
 
 
 def main() -> None:
-    torch.set_num_threads(1)  # on a shared machine, 2-thread ops wait for each other
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--campaign", type=Path, required=True)
-    parser.add_argument("--work", type=Path, default=Path("runs/bench_optimizers"))
+    parser = campaign_parser("runs/bench_optimizers")
     parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
     parser.add_argument("--budgets", default="25,50,100,200")
     parser.add_argument("--seeds", type=int, default=5)
