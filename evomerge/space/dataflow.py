@@ -11,11 +11,11 @@ layer in the last repetition; those two slots are always on and have no gene, an
 slot after the end has one. ``anchored: false`` drops both anchors: every slot has a
 gene, the path may start and end with any layer (the first model still gives the
 embeddings, final norm and head), and a point with no slot on takes the one slot whose
-gene is highest, so the path is never empty. ``scales`` says how the hidden state entering each hop is
-scaled: ``pair``, the paper's W[i, j] for a hop into layer j from layer i (M x M genes);
-``layer``, one scale per layer entered (M genes, the compact form for large M); or
-``none`` (every scale 1, a plain layer stack). The first hop, from the embeddings, is
-never scaled. The default bounds [0, 2] put scale 1 at the box's centre.
+gene is highest, so the path is never empty. ``scales`` says how the hidden state
+entering each hop is scaled: ``pair``, the paper's W[i, j] for a hop into layer j from
+layer i (M x M genes); ``layer``, one scale per layer entered (M genes, the compact form
+for large M); or ``none`` (every scale 1, a plain layer stack). The first hop, from the
+embeddings, is never scaled. The default bounds [0, 2] put scale 1 at the box's centre.
 
 ``merge`` makes the paper's parameter space + data-flow space one recipe: a parameter
 space (a file relative to this one, or inline) whose merged model is the role
