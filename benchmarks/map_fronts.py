@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from machine_info import machine  # benchmarks/, on the path when run as a script
 from optimizer_efficiency import (  # benchmarks/ too
@@ -84,8 +85,9 @@ def scored(executor, campaign, objectives: list[str], points: list[list[float]],
                       for o in objectives] for i in range(len(points))])
 
 
-def run_variant(work: Path, data: dict) -> tuple[list[list[float]], np.ndarray, np.ndarray]:
-    """One campaign run: the points it evaluated, their search and test scores."""
+def run_variant(work: Path, data: dict) -> tuple[np.ndarray, np.ndarray]:
+    """One campaign run: the search scores of the points it evaluated, and the test
+    scores of those on its front (NaN for the others)."""
     out = work / data["name"]
     shutil.rmtree(out, ignore_errors=True)
     folder = new_folder(out, campaign_from_dict(data), storage=None)
@@ -102,7 +104,7 @@ def run_variant(work: Path, data: dict) -> tuple[list[list[float]], np.ndarray, 
                          [p for p, on in zip(points, front) if on], "report")
     executor.close()
     shutil.rmtree(out, ignore_errors=True)
-    return points, search, test
+    return search, test
 
 
 def front_of(values: np.ndarray) -> np.ndarray:
@@ -119,6 +121,7 @@ def metrics(found: np.ndarray, grid_front: np.ndarray) -> dict[str, float]:
 
 
 def main() -> None:
+    torch.set_num_threads(1)  # on a shared machine, 2-thread ops wait for each other
     parser = campaign_parser("runs/bench_map")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--seeds", type=int, default=3)
@@ -150,7 +153,7 @@ def main() -> None:
         runs = []
         for seed in range(args.seeds):
             data = one_worker_copy(base, args.campaign, variant, VARIANTS[variant], seed)
-            _, search, test = run_variant(args.work, data)
+            search, test = run_variant(args.work, data)
             runs.append({"evaluations": len(search),
                          "search": metrics(search, grid_fronts["search"]),
                          "test": metrics(test, grid_fronts["report"])})

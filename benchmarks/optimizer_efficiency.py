@@ -89,7 +89,6 @@ def one_worker_copy(base: dict, file: Path, label: str, optimizer: dict, seed: i
 def campaign_parser(work: str) -> argparse.ArgumentParser:
     """The options every campaign benchmark here takes (its docstring's first line
     describes it)."""
-    torch.set_num_threads(1)  # on a shared machine, 2-thread ops wait for each other
     main_doc = sys.modules["__main__"].__doc__ or ""
     parser = argparse.ArgumentParser(description=main_doc.split("\n\n")[0])
     parser.add_argument("--campaign", type=Path, required=True)
@@ -169,6 +168,7 @@ def mean_spread(values: list[float]) -> str:
 
 
 def main() -> None:
+    torch.set_num_threads(1)  # on a shared machine, 2-thread ops wait for each other
     parser = campaign_parser("runs/bench_optimizers")
     parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
     parser.add_argument("--budgets", default="25,50,100,200")

@@ -182,6 +182,17 @@ class LiveMerger:
         return model.eval()
 
 
+def merged_from_folders(recipe: Recipe, *, device: str | torch.device = "cpu",
+                        dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """The weight merge of ``recipe`` built in memory from its own model folders (its
+    base and sources loaded for this one build)."""
+    with LiveMerger(recipe.source_models(), base=recipe.base_model, device=device,
+                    dtype=dtype) as merger:
+        model = merger.new_model()
+        merger.build(recipe, model)
+    return model
+
+
 def _checked_targets(tasks, model: torch.nn.Module,
                      sources: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """The live tensors the tasks write, after checking, before anything is written, that

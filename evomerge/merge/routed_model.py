@@ -101,14 +101,21 @@ def routed_from_folders(recipe: Recipe, *, device: str | torch.device = "cpu",
     sources = load_sources([m for m in routing.models() if m != MERGED], device=device,
                            dtype=dtype)
     if recipe.merge_method is not None:
-        from evomerge.merge.live import LiveMerger
+        from evomerge.merge.live import merged_from_folders
 
-        with LiveMerger(recipe.source_models(), base=recipe.base_model, device=device,
-                        dtype=dtype) as merger:
-            merged = merger.new_model()
-            merger.build(recipe, merged)
-        sources[MERGED] = merged
+        sources[MERGED] = merged_from_folders(recipe, device=device, dtype=dtype)
     return build_routed(recipe, sources)
+
+
+def model_from_folders(recipe: Recipe, *, device: str | torch.device = "cpu",
+                       dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """The model ``recipe`` makes, in memory, from its model folders: its routed model
+    when it routes, else its weight merge."""
+    if recipe.routing is not None:
+        return routed_from_folders(recipe, device=device, dtype=dtype)
+    from evomerge.merge.live import merged_from_folders
+
+    return merged_from_folders(recipe, device=device, dtype=dtype)
 
 
 def load_routed(folder: str | Path, *, device: str | torch.device = "cpu",

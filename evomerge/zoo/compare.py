@@ -20,10 +20,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from evomerge.errors import ConfigError
 from evomerge.merge.recipe import load_recipe
+from evomerge.merge.routed_model import model_from_folders
 from evomerge.zoo.build import Zoo, load_zoo
-from evomerge.zoo.data import read_jsonl
-from evomerge.zoo.proving import mean, paired_ci
-from evomerge.zoo.scoring import prepare, score_prepared, stop_token_ids
+from evomerge.zoo.proving import mean, paired_ci, per_doc_acc, prepare_splits
+from evomerge.zoo.scoring import stop_token_ids
 from evomerge.zoo.train import deterministic
 
 SPLITS = ("search", "test")
@@ -45,17 +45,7 @@ def load_model(path: Path) -> torch.nn.Module:
     """A model folder as it is, or the model a recipe file makes."""
     if path.is_dir():
         return AutoModelForCausalLM.from_pretrained(path)
-    recipe = load_recipe(path)
-    if recipe.routing is not None:
-        from evomerge.merge.routed_model import routed_from_folders
-
-        return routed_from_folders(recipe)
-    from evomerge.merge.live import LiveMerger
-
-    with LiveMerger(recipe.source_models(), base=recipe.base_model) as merger:
-        model = merger.new_model()
-        merger.build(recipe, model)
-    return model
+    return model_from_folders(load_recipe(path))
 
 
 def compare(zoo_dir: Path | str, tasks: Sequence[str], items: Sequence[str],
@@ -70,15 +60,12 @@ def compare(zoo_dir: Path | str, tasks: Sequence[str], items: Sequence[str],
     paths = [resolve(zoo, item) for item in items]  # every path checked before any load
     tok = AutoTokenizer.from_pretrained(zoo.base)
     stops = stop_token_ids(tok)
-    limits = {"search": search_limit, "test": None}
-    prepared = {split: {t: prepare(tok, read_jsonl(zoo.split_file(t, split))[:limits[split]])
-                        for t in tasks} for split in SPLITS}
+    prepared = prepare_splits(zoo, tok, tasks, {"search": search_limit, "test": None})
     scores = []
-    with deterministic(seed=0), torch.no_grad():
+    with deterministic(seed=0):
         for path in paths:
             model = load_model(path)
-            scores.append({split: {t: score_prepared(model, p, stops).per_doc["acc"]
-                                   for t, p in prepared[split].items()}
+            scores.append({split: per_doc_acc(model, prepared[split], stops)
                            for split in SPLITS})
     first = scores[0]["test"]
     lines = [f"`acc` averaged over {', '.join(tasks)} (search split: the first "

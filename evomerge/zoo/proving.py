@@ -78,10 +78,7 @@ class Scorer:
         self.merger = LiveMerger([str(zoo.experts[s]) for s in self.experts],
                                  base=str(zoo.base))
         self.model = AutoModelForCausalLM.from_pretrained(zoo.base)
-        self.prepared = {
-            split: {t: prepare(self.tok, read_jsonl(zoo.split_file(t, split))[:limit])
-                    for t in self.tasks}
-            for split, limit in limits.items()}
+        self.prepared = prepare_splits(zoo, self.tok, self.tasks, limits)
 
     def recipe(self, method: str, weights: dict[str, float | list[float]],
                density: float | None = None) -> Recipe:
@@ -100,9 +97,23 @@ class Scorer:
         if isinstance(model_or_recipe, Recipe):
             self.merger.build(model_or_recipe, self.model)
             model = self.model
-        with torch.no_grad():
-            return {t: score_prepared(model, p, self.stops).per_doc["acc"]
-                    for t, p in self.prepared[split].items()}
+        return per_doc_acc(model, self.prepared[split], self.stops)
+
+
+def prepare_splits(zoo: Zoo, tok, tasks: Sequence[str], limits: dict[str, int | None]
+                   ) -> dict[str, dict[str, object]]:
+    """split -> task -> the split's documents (the first ``limits[split]``, ``None``:
+    all) encoded once, to score many models on."""
+    return {split: {t: prepare(tok, read_jsonl(zoo.split_file(t, split))[:limit])
+                    for t in tasks}
+            for split, limit in limits.items()}
+
+
+def per_doc_acc(model, prepared: dict[str, object], stops: Sequence[int]
+                ) -> dict[str, dict[str, float]]:
+    """task -> doc id -> ``acc`` (0 or 1) of ``model`` on prepared documents."""
+    with torch.no_grad():
+        return {t: score_prepared(model, p, stops).per_doc["acc"] for t, p in prepared.items()}
 
 
 def mean(per_task: dict[str, dict[str, float]], tasks: Sequence[str]) -> float:

@@ -196,7 +196,8 @@ def train_translator(base: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast,
     config.num_hidden_layers = 1
     if getattr(config, "layer_types", None) is not None:
         config.layer_types = config.layer_types[:1]
-    probe = LlamaModel(config)
+    with torch.random.fork_rng(devices=[]):  # its own fresh modules are replaced below
+        probe = LlamaModel(config)
     probe.embed_tokens, probe.layers[0], probe.norm = (model.model.embed_tokens, layer,
                                                        torch.nn.Identity())
 
