@@ -243,7 +243,13 @@ def load_parts(paths: list[Path]) -> tuple[dict, dict, str]:
             for r in row["runs"]:  # JSON keys are strings; the budgets are ints
                 r["search"] = {int(n): v for n, v in r["search"].items()}
                 r["test"] = {int(n): v for n, v in r["test"].items()}
-            runs.setdefault((row["optimizer"], row["mode"]), []).extend(row["runs"])
+            joined = runs.setdefault((row["optimizer"], row["mode"]), [])
+            seeds = {r.get("seed") for r in joined} - {None}
+            again = seeds & {r.get("seed") for r in row["runs"]}
+            if again:  # a seed run twice would count twice in the means
+                raise SystemExit(f"{path}: {row['optimizer']} ({row['mode']}) seed(s) "
+                                 f"{sorted(again)} are already in an earlier part")
+            joined.extend(row["runs"])
     return runs, skipped, min(starts)
 
 
