@@ -113,16 +113,23 @@ def campaign_for(base: dict, file: Path, optimizer: str, seed: int, budget: dict
     return data
 
 
-def one_run(work: Path, data: dict, budgets: list[int]) -> dict:
-    """Run one campaign; per budget, the best search score in the first N candidates
-    and the test score of that candidate."""
+def fresh_run(work: Path, data: dict):
+    """Run campaign ``data`` in a new folder under ``work``; returns the folder, its
+    executor (still open, to score the chosen candidates on other splits), the loop's
+    final status and the run's wall time. The caller closes the executor."""
     out = work / data["name"]
     shutil.rmtree(out, ignore_errors=True)
     folder = new_folder(out, campaign_from_dict(data), storage=None)
     executor = open_executor(folder)
     start = time.perf_counter()
     status = CampaignLoop(folder, executor, close_executor=False).run()
-    wall = time.perf_counter() - start
+    return folder, executor, status, time.perf_counter() - start
+
+
+def one_run(work: Path, data: dict, budgets: list[int]) -> dict:
+    """Run one campaign; per budget, the best search score in the first N candidates
+    and the test score of that candidate."""
+    folder, executor, status, wall = fresh_run(work, data)
     objective = folder.campaign.objectives.names[0]
     sign = 1.0 if folder.campaign.objectives.directions[0] == "maximize" else -1.0
     trials = [t for t in folder.open_record().trials()
@@ -138,7 +145,7 @@ def one_run(work: Path, data: dict, budgets: list[int]) -> dict:
                for t in chosen.values() if t is not None}
     test = evaluate_all(executor, recipes, "report")
     executor.close()
-    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(folder.out, ignore_errors=True)
 
     def at(n: int, what: str) -> float:
         t = chosen.get(n)

@@ -31,20 +31,16 @@ import numpy as np
 import torch
 
 from machine_info import machine  # benchmarks/, on the path when run as a script
-from optimizer_efficiency import campaign_parser, one_worker_copy
+from optimizer_efficiency import campaign_parser, fresh_run, one_worker_copy
 from evomerge.campaign.config import campaign_from_dict
-from evomerge.campaign.folder import new_folder
-from evomerge.campaign.loop import CampaignLoop
-from evomerge.campaign.runner import open_executor
 from evomerge.config_io import read_yaml
 from evomerge.execute.batch import evaluate_all
 from evomerge.records import Candidate
 
 
-def scores(executor, decode, points: dict[str, list[float]], split: str,
+def scores(executor, recipes: dict[str, dict], split: str,
            objective: str) -> dict[str, float]:
-    """The objective of each point (by key) on ``split``; a failed evaluation is NaN."""
-    recipes = {key: decode(Candidate(x=x)).recipe.to_dict() for key, x in points.items()}
+    """The objective of each recipe (by key) on ``split``; a failed evaluation is NaN."""
     out = evaluate_all(executor, recipes, split)
     return {key: (fit.objectives[objective] if fit.is_ok else float("nan"))
             for key, fit in out.items()}
@@ -71,15 +67,11 @@ def main() -> None:
     data = {**one_worker_copy(base, args.campaign, "resolution", base["optimizer"],
                               base.get("seed", 0)),
             "budget": {"evaluations": args.budget}}
-    out = args.work / data["name"]
-    shutil.rmtree(out, ignore_errors=True)
-    folder = new_folder(out, campaign_from_dict(data), storage=None)
-    executor = open_executor(folder)
-    start = time.perf_counter()
-    CampaignLoop(folder, executor, close_executor=False).run()
-    objective = folder.campaign.objectives.names[0]
-    if folder.campaign.objectives.directions[0] != "maximize":
+    if campaign_from_dict(data).objectives.directions[0] != "maximize":
         raise SystemExit(f"{args.campaign}: this benchmark reads a maximised objective")
+    start = time.perf_counter()
+    folder, executor, _, _ = fresh_run(args.work, data)
+    objective = folder.campaign.objectives.names[0]
     done = [t for t in folder.open_record().trials()
             if t.state == "COMPLETE" and t.candidate.x is not None]
     centre = max(done, key=lambda t: t.fitness.objectives[objective])
@@ -90,11 +82,12 @@ def main() -> None:
         for k in range(args.neighbours):
             step = x0 + s * rng.standard_normal(x0.shape)
             points[f"{s}/{k}"] = [float(v) for v in np.clip(step, 0.0, 1.0)]
-    decode = folder.campaign.decode
-    search = scores(executor, decode, points, "search", objective)
-    test = scores(executor, decode, points, "report", objective)
+    recipes = {key: folder.campaign.decode(Candidate(x=x)).recipe.to_dict()
+               for key, x in points.items()}
+    search = scores(executor, recipes, "search", objective)
+    test = scores(executor, recipes, "report", objective)
     executor.close()
-    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(folder.out, ignore_errors=True)
     wall = time.perf_counter() - start
 
     recorded = centre.fitness.objectives[objective]
