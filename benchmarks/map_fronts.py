@@ -39,18 +39,17 @@ import torch
 from machine_info import machine  # benchmarks/, on the path when run as a script
 from optimizer_efficiency import (  # benchmarks/ too
     campaign_parser,
+    fitness_at,
+    fresh_run,
     mean_spread,
     one_worker_copy,
 )
 from evomerge.campaign.config import campaign_from_dict
 from evomerge.campaign.folder import new_folder
-from evomerge.campaign.loop import CampaignLoop
 from evomerge.campaign.runner import open_executor
 from evomerge.config_io import read_yaml
-from evomerge.execute.batch import evaluate_all
 from evomerge.optim.pareto_metrics import hypervolume, igd, win_rate
 from evomerge.pareto import non_dominated_mask
-from evomerge.records import Candidate
 
 #: label -> the campaign's ``optimizer`` section
 VARIANTS = {
@@ -76,9 +75,7 @@ def scored(executor, campaign, objectives: list[str], points: list[list[float]],
     """The objective vectors of ``points`` (decoded by the campaign's space) on
     ``split``, in the order of the search ``objectives``; a failed evaluation is a row
     of NaN."""
-    recipes = {str(i): campaign.decode(Candidate(x=list(x))).recipe.to_dict()
-               for i, x in enumerate(points)}
-    fits = evaluate_all(executor, recipes, split)
+    fits = fitness_at(executor, campaign, {str(i): x for i, x in enumerate(points)}, split)
     if split == "report":
         objectives = [on_report(campaign.config.model_dump(), o) for o in objectives]
     return np.array([[fits[str(i)].objectives[o] if fits[str(i)].is_ok else np.nan
@@ -88,11 +85,7 @@ def scored(executor, campaign, objectives: list[str], points: list[list[float]],
 def run_variant(work: Path, data: dict) -> tuple[np.ndarray, np.ndarray]:
     """One campaign run: the search scores of the points it evaluated, and the test
     scores of those on its front (NaN for the others)."""
-    out = work / data["name"]
-    shutil.rmtree(out, ignore_errors=True)
-    folder = new_folder(out, campaign_from_dict(data), storage=None)
-    executor = open_executor(folder)
-    CampaignLoop(folder, executor, close_executor=False).run()
+    folder, executor, _, _ = fresh_run(work, data)
     names = list(folder.campaign.objectives.names)
     trials = [t for t in folder.open_record().trials()
               if t.done and t.state == "COMPLETE" and t.candidate.x is not None]
@@ -103,7 +96,7 @@ def run_variant(work: Path, data: dict) -> tuple[np.ndarray, np.ndarray]:
     test[front] = scored(executor, folder.campaign, names,
                          [p for p, on in zip(points, front) if on], "report")
     executor.close()
-    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(folder.out, ignore_errors=True)
     return search, test
 
 

@@ -54,6 +54,7 @@ from evomerge.campaign.runner import open_executor
 from evomerge.config_io import read_yaml
 from evomerge.errors import ConfigError
 from evomerge.execute.batch import evaluate_all
+from evomerge.records import Candidate, Fitness
 
 #: label -> the campaign's ``optimizer`` section
 OPTIMIZERS: dict[str, dict[str, Any]] = {
@@ -124,6 +125,14 @@ def fresh_run(work: Path, data: dict):
     start = time.perf_counter()
     status = CampaignLoop(folder, executor, close_executor=False).run()
     return folder, executor, status, time.perf_counter() - start
+
+
+def fitness_at(executor, campaign, points: dict[str, list[float]], split: str
+               ) -> dict[str, Fitness]:
+    """Each point (by key) decoded by ``campaign``'s space and scored on ``split``."""
+    recipes = {key: campaign.decode(Candidate(x=list(x))).recipe.to_dict()
+               for key, x in points.items()}
+    return evaluate_all(executor, recipes, split)
 
 
 def one_run(work: Path, data: dict, budgets: list[int]) -> dict:

@@ -31,17 +31,15 @@ import numpy as np
 import torch
 
 from machine_info import machine  # benchmarks/, on the path when run as a script
-from optimizer_efficiency import campaign_parser, fresh_run, one_worker_copy
+from optimizer_efficiency import campaign_parser, fitness_at, fresh_run, one_worker_copy
 from evomerge.campaign.config import campaign_from_dict
 from evomerge.config_io import read_yaml
-from evomerge.execute.batch import evaluate_all
-from evomerge.records import Candidate
 
 
-def scores(executor, recipes: dict[str, dict], split: str,
+def scores(executor, campaign, points: dict[str, list[float]], split: str,
            objective: str) -> dict[str, float]:
-    """The objective of each recipe (by key) on ``split``; a failed evaluation is NaN."""
-    out = evaluate_all(executor, recipes, split)
+    """The objective of each point (by key) on ``split``; a failed evaluation is NaN."""
+    out = fitness_at(executor, campaign, points, split)
     return {key: (fit.objectives[objective] if fit.is_ok else float("nan"))
             for key, fit in out.items()}
 
@@ -82,10 +80,8 @@ def main() -> None:
         for k in range(args.neighbours):
             step = x0 + s * rng.standard_normal(x0.shape)
             points[f"{s}/{k}"] = [float(v) for v in np.clip(step, 0.0, 1.0)]
-    recipes = {key: folder.campaign.decode(Candidate(x=x)).recipe.to_dict()
-               for key, x in points.items()}
-    search = scores(executor, recipes, "search", objective)
-    test = scores(executor, recipes, "report", objective)
+    search = scores(executor, folder.campaign, points, "search", objective)
+    test = scores(executor, folder.campaign, points, "report", objective)
     executor.close()
     shutil.rmtree(folder.out, ignore_errors=True)
     wall = time.perf_counter() - start
